@@ -1,0 +1,56 @@
+# bearlab: `make app` serves the classifier, `make test` runs every test. Both build .venv first if needed.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PORT ?= 8866
+MODEL ?=
+
+.PHONY: app test sync readme docs bench serve clean-venv
+
+.venv/bin/python:
+	python3 -m venv .venv
+	$(PY) -m pip install -q -U pip wheel setuptools
+
+# The project, with what `make app` needs (torch and torchvision as pip resolves them: ~6 GB the first time).
+.venv/.installed: .venv/bin/python setup.py settings.ini
+	$(PY) -m pip install -e .
+	touch $@
+
+# The dev extras: nbdev, pytest, playwright (driving Debian's chromium, never a downloaded browser).
+.venv/.installed-dev: .venv/.installed
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+/usr/bin/chromium:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	 else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi
+
+app: .venv/.installed
+	@echo "bearlab app: http://127.0.0.1:$(PORT)"
+	.venv/bin/bearlab app --port $(PORT) $(if $(MODEL),--model $(MODEL),)
+
+serve: .venv/.installed
+	.venv/bin/bearlab serve $(if $(MODEL),--model $(MODEL),)
+
+# Notebooks are the source of truth: cleaning and exporting them must change nothing that is committed.
+sync: .venv/.installed-dev
+	.venv/bin/nbdev_clean
+	.venv/bin/nbdev_export
+	$(PY) -c "from bearlab.docs import build_readme; build_readme()"
+	@git diff --exit-code --stat -- nbs bearlab README.md || { echo "Notebooks, library and README are out of sync: run 'make sync' and commit."; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- bearlab)" || { git status --short -- bearlab; echo "Exported modules not committed."; exit 1; }
+
+readme: .venv/.installed-dev
+	$(PY) -c "from bearlab.docs import build_readme; build_readme()"
+
+docs: .venv/.installed-dev
+	$(PY) -c "from bearlab.docs import build_site; build_site()"
+
+test: .venv/.installed-dev /usr/bin/chromium sync
+	.venv/bin/nbdev_test --n_workers 2 --timing
+	.venv/bin/pytest
+
+bench: .venv/.installed-dev
+	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean-venv:
+	rm -rf .venv
