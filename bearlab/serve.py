@@ -33,7 +33,10 @@ __all__ = ['MAX_URL_LENGTH', 'MAX_FETCH_BYTES', 'log', 'IMAGE_STATUS', 'ENDPOINT
 class ServeError(BearlabError):
     "An error the API answers with an HTTP status and this message."
     status = 400
-    def __init__(self, msg:str, status:int|None=None):
+    def __init__(self,
+        msg:str,              # what went wrong and what to do about it: the client sees it
+        status:int|None=None, # the HTTP status to answer with; None: the class's `status`
+    ):
         super().__init__(msg)
         if status is not None: self.status = status
 
@@ -67,14 +70,22 @@ def is_public_address(
 # %% ../nbs/06_serve.ipynb #cfd6fdab
 MAX_URL_LENGTH = 2048 # longer URLs are refused
 
-def resolve_host(host:str, port:int)->list[str]:
+def resolve_host(
+    host:str, # a host name or address, e.g. 'example.com'
+    port:int, # the port to connect to
+)->list[str]: # its addresses, without repeats, in the resolver's order
     "Every address `host` resolves to, through the system's resolver."
     return list(dict.fromkeys(i[4][0] for i in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
 
 @dataclass
 class Target:
     "A checked URL: where to connect (`addresses`) and what to ask for."
-    url:str; scheme:str; host:str; port:int; path:str; addresses:list
+    url:str        # the URL that was checked
+    scheme:str     # 'http' or 'https'
+    host:str       # the host name, in ASCII
+    port:int       # the port to connect to
+    path:str       # the path and query to ask for
+    addresses:list # the checked addresses of `host`, to connect to in order
 
 # %% ../nbs/06_serve.ipynb #41c266c1
 def _split_url(url:str):
@@ -126,16 +137,33 @@ class _PinnedMixin:
 
 class PinnedHTTPConnection(_PinnedMixin, http.client.HTTPConnection):
     "An `HTTPConnection` to `host` that connects to `addresses`, already checked."
-    def __init__(self, host, port, addresses, connect_timeout, timeout):
+    def __init__(self,
+        host,            # the host name, sent in the `Host` header
+        port,            # the port to connect to
+        addresses,       # the checked addresses of `host`, tried in order
+        connect_timeout, # seconds to wait for a connection to each address
+        timeout,         # seconds to wait for each read
+    ):
         super().__init__(host, port, timeout=timeout); self.addresses, self.connect_timeout = addresses, connect_timeout
-    def connect(self): self.sock = self._open_socket()
+    def connect(self):
+        "Open the socket to the first of `addresses` that answers."
+        self.sock = self._open_socket()
 
 class PinnedHTTPSConnection(_PinnedMixin, http.client.HTTPSConnection):
     "An `HTTPSConnection` to `host` that connects to `addresses`; the certificate is checked against `host`."
-    def __init__(self, host, port, addresses, connect_timeout, timeout, context=None):
+    def __init__(self,
+        host,            # the host name, sent in the `Host` header and checked against the certificate
+        port,            # the port to connect to
+        addresses,       # the checked addresses of `host`, tried in order
+        connect_timeout, # seconds to wait for a connection to each address
+        timeout,         # seconds to wait for each read
+        context=None,    # TLS settings; None: the system's CAs
+    ):
         super().__init__(host, port, timeout=timeout, context=context or ssl.create_default_context())
         self.addresses, self.connect_timeout = addresses, connect_timeout
-    def connect(self): self.sock = self._context.wrap_socket(self._open_socket(), server_hostname=self.host)
+    def connect(self):
+        "Open the socket to the first of `addresses` that answers, and start TLS, checking the certificate against `host`."
+        self.sock = self._context.wrap_socket(self._open_socket(), server_hostname=self.host)
 
 # %% ../nbs/06_serve.ipynb #0b9c3d96
 MAX_FETCH_BYTES = 10_000_000 # the largest photo `/classify-url` downloads
@@ -153,7 +181,8 @@ class Fetcher:
                  allow_networks=(), # networks allowed although not public, e.g. ['10.1.0.0/16']
                  resolve=resolve_host, # `resolve(host, port)` → list of addresses
                  ssl_context:ssl.SSLContext|None=None, # TLS settings for https (default: the system's CAs)
-                 user_agent:str='bearlab (image classifier)'):
+                 user_agent:str='bearlab (image classifier)', # the `User-Agent` header sent with each request
+                ):
         store_attr()
 
 # %% ../nbs/06_serve.ipynb #1eed17fb
@@ -222,7 +251,9 @@ def __call__(self:Fetcher, url:str)->bytes:
 log = logging.getLogger('bearlab.serve')
 IMAGE_STATUS = {EmptyImageError: 400, NotAnImageError: 415, TruncatedImageError: 422, ImageTooLargeError: 413, ImageError: 422}
 
-def error_status(e:BaseException)->int:
+def error_status(
+    e:BaseException, # the error a request raised
+)->int: # the HTTP status code to answer with
     "The HTTP status that answers `e`."
     if isinstance(e, HTTPException): return e.status_code
     if isinstance(e, ServeError): return e.status
@@ -231,7 +262,10 @@ def error_status(e:BaseException)->int:
 ENDPOINTS = ['POST /classify', 'GET /classify-url?url=...', 'GET /labels', 'GET /health']
 _HEADERS = {'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff'}
 
-def error_response(request:Request, e:BaseException)->JSONResponse:
+def error_response(
+    request:Request, # the request that failed
+    e:BaseException, # what it raised
+)->JSONResponse: # `{'error': message, 'status': status}`
     "`{'error': message}` with the status for `e`."
     status = error_status(e)
     if status == 404: msg = f"There is nothing at {request.url.path}: the API has {', '.join(ENDPOINTS)}."
@@ -289,7 +323,9 @@ def _batch_done(self:ClassifyAPI, batch:list, f:asyncio.Future):
 
 # %% ../nbs/06_serve.ipynb #54db77d2
 @patch
-async def predict(self:ClassifyAPI, data:bytes)->dict:
+async def predict(self:ClassifyAPI,
+    data:bytes, # the photo, as uploaded or downloaded
+)->dict: # the prediction, as `Prediction.to_dict()` gives it
     "Decode `data` and classify it with whatever else is waiting; refuse at once (503) when too many are waiting."
     if self.waiting >= self.max_waiting: raise ServeError("The server is busy: try again in a few seconds.", status=503)
     self.waiting += 1
@@ -320,7 +356,9 @@ async def _body(self:ClassifyAPI, request:Request)->bytes:
 
 # %% ../nbs/06_serve.ipynb #aae0531f
 @patch
-async def upload(self:ClassifyAPI, request:Request)->bytes:
+async def upload(self:ClassifyAPI,
+    request:Request, # a POST with the photo
+)->bytes: # the photo
     "The photo in a POST: the raw body, or the `file` field of a multipart form."
     body, ctype = await self._body(request), request.headers.get('content-type', '')
     if ctype.startswith('application/x-www-form-urlencoded') and (body.startswith(b'file=') or b'&file=' in body[:1000]):
@@ -336,22 +374,33 @@ async def upload(self:ClassifyAPI, request:Request)->bytes:
 def _json(obj, status:int=200)->JSONResponse: return JSONResponse(obj, status, headers=_HEADERS)
 
 @patch
-async def classify(self:ClassifyAPI, request:Request):
+async def classify(self:ClassifyAPI,
+    request:Request, # a POST with the photo
+):
     "`POST /classify`: the photo as the raw body or a multipart `file`."
     return _json(await self.predict(await self.upload(request)))
 
 @patch
-async def classify_url(self:ClassifyAPI, request:Request):
+async def classify_url(self:ClassifyAPI,
+    request:Request, # a GET with the photo's address in `?url=`
+):
     "`GET /classify-url?url=...`: fetch the photo safely, then classify it."
     url = request.query_params.get('url', '')
     if not url: raise URLRefusedError("Add the photo's address: /classify-url?url=https://example.com/bear.jpg")
     return _json(await self.predict(await anyio.to_thread.run_sync(self.fetcher, url, limiter=self.fetch_limiter)))
 
 @patch
-async def labels(self:ClassifyAPI, request:Request): return _json({'labels': [str(o) for o in self.classifier.vocab]})
+async def labels(self:ClassifyAPI,
+    request:Request, # the GET request
+):
+    "`GET /labels`: the labels the classifier can answer with."
+    return _json({'labels': [str(o) for o in self.classifier.vocab]})
 
 @patch
-async def health(self:ClassifyAPI, request:Request):
+async def health(self:ClassifyAPI,
+    request:Request, # the GET request
+):
+    "`GET /health`: 'ok', with how many labels, requests waiting, photos answered and forward passes."
     return _json({'status': 'ok', 'labels': len(self.classifier.vocab),
                   'waiting': self.waiting, 'answered': self.answered, 'batches': self.batches})
 
@@ -364,7 +413,10 @@ _HOME = '''<!doctype html><html><head><meta charset="utf-8"><title>bearlab class
 </body></html>'''
 
 @patch
-async def home(self:ClassifyAPI, request:Request):
+async def home(self:ClassifyAPI,
+    request:Request, # the GET request
+):
+    "`GET /`: a page with forms to upload a photo or give its URL."
     import html
     return HTMLResponse(_HOME.format(labels=html.escape(', '.join(map(str, self.classifier.vocab)))), headers=_HEADERS)
 

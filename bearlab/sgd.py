@@ -39,19 +39,27 @@ def linear_data(
     return x, x@torch.as_tensor(a, dtype=torch.float32) + noise*torch.randn(n, generator=g)
 
 # %% ../nbs/05_sgd.ipynb #69a74365
-def mse(y_hat, y):
+def mse(
+    y_hat, # the predictions
+    y,     # the targets, one per prediction
+):
     "Mean squared error between predictions `y_hat` and targets `y`."
     return ((y_hat - y)**2).mean()
 
 # %% ../nbs/05_sgd.ipynb #d739a907
-def least_squares(x, y):
+def least_squares(
+    x, # the data: points × features
+    y, # one target per point
+):
     "The `a` with the smallest `mse(x@a, y)`, from the formula: the answer gradient descent should reach."
     return torch.linalg.lstsq(x, y[:,None]).solution[:,0]
 
 # %% ../nbs/05_sgd.ipynb #ed8b8f99
 def loss_surface(
-    x, y,             # the data
-    a0s, a1s,         # 1-D grids of values for the slope and the intercept
+    x,                # the data: points × 2 (the x values, then a column of ones)
+    y,                # one target per point
+    a0s,              # 1-D grid of values for the slope
+    a1s,              # 1-D grid of values for the intercept
 )->torch.Tensor:      # `len(a1s)×len(a0s)`: the loss at every pair, ready for `plt.contour(a0s, a1s, ...)`
     "The `mse` of every line on the grid `a0s × a1s`, computed all at once."
     A0, A1 = torch.meshgrid(torch.as_tensor(a0s, dtype=torch.float32), torch.as_tensor(a1s, dtype=torch.float32), indexing='xy')
@@ -65,7 +73,8 @@ def _levels(L, best_loss, n=12):
     return best_loss + np.geomspace(top*1e-3, top, n)
 
 def plot_loss_surface(
-    x, y,            # the data
+    x,               # the data: points × 2 (the x values, then a column of ones)
+    y,               # one target per point
     center=None,     # the middle of the picture; the least-squares answer if None
     radius:float=4., # how far the picture reaches either side of `center`
     ax=None,         # an axes to draw on; a new figure if None
@@ -112,11 +121,16 @@ class Trajectory:
         a:torch.Tensor,           # the parameters after the last step
         final_loss:float,         # the loss on all the points at `a`: where training got to
         diverged:bool,            # the loss blew up (inf, nan, or grew without bound)
-        lr:float, bs:int|None, seed:int, n:int, # how it was run: learning rate, batch size, shuffle seed, points
+        lr:float,                 # the learning rate it was run with
+        bs:int|None,              # the batch size; None is full batch
+        seed:int,                 # the seed that shuffled the mini-batches
+        n:int,                    # how many points the data has
         batches:list|None=None,   # the indices each step used (mini-batches only)
     ): store_attr()
     @property
-    def steps(self)->int: return len(self.losses)
+    def steps(self)->int:
+        "How many steps it took: fewer than asked for when it diverged."
+        return len(self.losses)
     @property
     def how(self)->str:
         "How it was trained, in words, for titles."
@@ -148,7 +162,8 @@ def _check_data(x, y, lr, a0):
 
 # %% ../nbs/05_sgd.ipynb #1e19d874
 def fit(
-    x, y,                      # the data: points × features, and one target per point
+    x,                         # the data: points × features
+    y,                         # one target per point
     lr:float,                  # the learning rate: each step moves `a` by `lr × gradient`
     steps:int|None=None,       # how many steps (default 30 when `epochs` is not given either)
     epochs:int|None=None,      # or: how many passes over the data
@@ -184,7 +199,12 @@ def fit(
 # %% ../nbs/05_sgd.ipynb #49a0ebba
 class LinePanel:
     "The points, the current batch highlighted, and the line at step `i` (the best line dashed)."
-    def __init__(self, ax, traj, x, y):
+    def __init__(self,
+        ax,   # the matplotlib axes to draw on
+        traj, # what `fit` returned
+        x,    # the data it was fitted to: points × 2
+        y,    # one target per point
+    ):
         store_attr('ax,traj')
         ax.scatter(x[:,0], y, s=8 if len(y) <= 200 else 3, c='0.6')
         self.batch = ax.scatter([], [], s=12, c='tab:orange', label='this batch') if traj.batches else None
@@ -194,7 +214,10 @@ class LinePanel:
         self.line, = ax.plot([], [], 'tab:red', lw=2, label='x@a')
         ax.set_ylim(y.min()-1, y.max()+1); ax.legend(loc='upper left', fontsize=7)
         self.artists = [a for a in (self.batch, self.line, ax.title) if a]  # what changes from step to step
-    def draw(self, i):
+    def draw(self,
+        i, # the step to show
+    ):
+        "Move the line, and the highlighted batch, to step `i`."
         a = self.traj.params[i]
         self.line.set_data(self.xs, self.xs*a[0] + a[1])
         if self.batch: self.batch.set_offsets(self.xy[self.traj.batches[i]])
@@ -203,7 +226,10 @@ class LinePanel:
 # %% ../nbs/05_sgd.ipynb #9cf1955f
 class LossPanel:
     "The loss on all the points up to step `i` (log scale), and each batch's loss when there are mini-batches."
-    def __init__(self, ax, traj):
+    def __init__(self,
+        ax,   # the matplotlib axes to draw on
+        traj, # what `fit` returned
+    ):
         store_attr('ax,traj')
         hi = max(traj.full_losses.max(), traj.losses.max()).item()
         lo = max(min(traj.full_losses.min(), traj.losses.min()).item(), hi*1e-4)  # a batch of one point can have a loss near 0
@@ -214,7 +240,10 @@ class LossPanel:
         self.full, = ax.plot([], [], c='tab:blue', lw=1.5, label='loss on all points')
         ax.set_xlabel('step'); ax.legend(loc='upper right', fontsize=7)
         self.artists = [a for a in (self.batch, self.full, ax.title) if a]
-    def draw(self, i):
+    def draw(self,
+        i, # the step to show
+    ):
+        "Draw the losses up to step `i`, the current one in the title."
         s = torch.arange(i+1)
         self.full.set_data(s, self.traj.full_losses[:i+1])
         if self.batch: self.batch.set_data(s, self.traj.losses[:i+1])
@@ -223,7 +252,12 @@ class LossPanel:
 # %% ../nbs/05_sgd.ipynb #0dc3132c
 class SurfacePanel:
     "The loss surface's contours, the path `a` took up to step `i`, and where it is now."
-    def __init__(self, ax, traj, x, y):
+    def __init__(self,
+        ax,   # the matplotlib axes to draw on
+        traj, # what `fit` returned
+        x,    # the data it was fitted to: points × 2
+        y,    # one target per point
+    ):
         store_attr('ax,traj')
         best = least_squares(x, y)
         radius = float((traj.params - best).abs().max().clamp(1., 8.))*1.15
@@ -231,7 +265,10 @@ class SurfacePanel:
         self.path, = ax.plot([], [], '-', c='tab:red', lw=1, alpha=0.8)
         self.now, = ax.plot([], [], 'o', c='tab:red', ms=5)
         self.artists = [self.path, self.now]
-    def draw(self, i):
+    def draw(self,
+        i, # the step to show
+    ):
+        "Draw the path `a` took up to step `i`, and where it is now."
         p = self.traj.params[:i+1]
         self.path.set_data(p[:,0], p[:,1]); self.now.set_data(p[-1:,0], p[-1:,1])
 
@@ -262,7 +299,13 @@ class _CanvasHTMLWriter(HTMLWriter):
 # %% ../nbs/05_sgd.ipynb #a2535592
 class FitAnimation(FuncAnimation):
     "A `FuncAnimation` whose `to_jshtml` draws the still parts once and only `artists` per frame, as palette PNGs."
-    def __init__(self, fig, func, frames, artists, interval=150):
+    def __init__(self,
+        fig,          # the figure to animate
+        func,         # `func(frame)` redraws the figure for each of `frames`
+        frames,       # what to pass to `func`, one per frame: the steps to show
+        artists,      # the artists `func` changes: only these are redrawn in each frame
+        interval=150, # milliseconds between frames
+    ):
         super().__init__(fig, func, frames=frames, interval=interval, repeat=False)
         self.artists, self._background = artists, None
 
@@ -272,7 +315,11 @@ class FitAnimation(FuncAnimation):
         self._fig.canvas.restore_region(self._background)
         for a in self.artists: a.axes.draw_artist(a)
 
-    def to_jshtml(self, fps=None, embed_frames=True, default_mode=None):
+    def to_jshtml(self,
+        fps=None,          # frames per second; None: one frame every `interval` milliseconds
+        embed_frames=True, # ignored: the frames are always embedded (kept to match `FuncAnimation.to_jshtml`)
+        default_mode=None, # what the player does at the end: 'once' (None), 'loop' or 'reflect'
+    ):
         "The animation as HTML with play/pause buttons and every frame embedded: show it with `HTML(anim.to_jshtml())`."
         if not hasattr(self, '_html_representation'):
             canvas = FigureCanvasAgg(self._fig)  # a closed figure keeps only a bare canvas
@@ -299,7 +346,8 @@ def _animate(fig, panels, steps, interval=150):
 # %% ../nbs/05_sgd.ipynb #dbe95d1b
 def plot_fit(
     traj:Trajectory, # what `fit` returned
-    x, y,            # the data it was fitted to
+    x,               # the data it was fitted to: points × 2
+    y,               # one target per point
     figsize=(10,3),  # the figure's size in inches
     dpi:int=64,      # dots per inch: with `figsize`, the size in pixels
 )->tuple:            # `(fig, panels)`: the figure and its three panels, drawn at the last step
@@ -313,7 +361,8 @@ def plot_fit(
 @delegates(plot_fit)
 def animate_fit(
     traj:Trajectory, # what `fit` returned
-    x, y,            # the data it was fitted to
+    x,               # the data it was fitted to: points × 2
+    y,               # one target per point
     frames:int=40,   # the most frames to draw
     **kwargs,
 )->FitAnimation:    # show it with `HTML(anim.to_jshtml())`
@@ -322,13 +371,19 @@ def animate_fit(
     return _animate(fig, panels, frame_steps(traj.steps, frames))
 
 # %% ../nbs/05_sgd.ipynb #dbc313e3
-def max_stable_lr(x)->float:
+def max_stable_lr(
+    x, # the data: points × features (the targets do not matter)
+)->float: # the learning rate above which the fit diverges
     "The learning rate above which full-batch gradient descent on `mse(x@a, y)` diverges: 2 ÷ the bowl's steepest curvature."
     x = torch.as_tensor(x, dtype=torch.float64)
     return 2/torch.linalg.eigvalsh(2*x.T@x/len(x)).max().item()
 
 # %% ../nbs/05_sgd.ipynb #b319186b
-def verdict(traj:Trajectory, x, y)->str:
+def verdict(
+    traj:Trajectory, # what `fit` returned
+    x,               # the data it was fitted to: points × features
+    y,               # one target per point
+)->str:              # 'diverges', 'just right' or 'too slow'
     "'diverges', 'just right' (99% of the way from the starting loss to the least-squares loss) or 'too slow'."
     if traj.diverged: return 'diverges'
     best = mse(x@least_squares(x, y), y).item()
@@ -336,9 +391,11 @@ def verdict(traj:Trajectory, x, y)->str:
     return 'just right' if left < 0.01 else 'too slow'
 
 # %% ../nbs/05_sgd.ipynb #4179562e
+@delegates(fit, but=['epochs'])
 def compare_lrs(
     lrs=(0.02, 0.5, 1.1), # learning rates to compare: by default too low, good, and too high for `linear_data()`
-    x=None, y=None,       # the data; `linear_data()` if None
+    x=None,               # the data: points × 2; `linear_data()` if None
+    y=None,               # one target per point
     steps:int=30,         # steps for every fit
     frames:int=30,        # the most frames to draw
     dpi:int=60,           # dots per inch of the animation
@@ -370,11 +427,16 @@ def two_class_data(
     x = torch.cat([centres + spread*torch.randn(n, 2, generator=g), torch.ones(n, 1)], 1)
     return x, y
 
-def sigmoid(z):
+def sigmoid(
+    z, # scores: a tensor of any real numbers
+):
     "Squash any score into a probability between 0 and 1: `1/(1+exp(-z))`."
     return 1/(1 + torch.exp(-z))
 
-def bce(p, y):
+def bce(
+    p, # the predicted probabilities of class 1, between 0 and 1
+    y, # the true classes, 0. or 1.
+):
     "Binary cross-entropy: the average of -log(the probability `p` gave to the true class `y`)."
     p = p.clamp(1e-7, 1-1e-7)  # log(0) is -inf: a probability of exactly 0 or 1 would break the loss
     return -(y*torch.log(p) + (1-y)*torch.log(1-p)).mean()
@@ -390,18 +452,34 @@ def logistic_loss(
 
 # %% ../nbs/05_sgd.ipynb #0fbea61a
 @delegates(fit, but=['loss_func', 'a0'])
-def fit_logistic(x, y, lr:float=1., steps:int|None=60, **kwargs)->Trajectory:
+def fit_logistic(
+    x,                 # the data: points × features, e.g. from `two_class_data`
+    y,                 # the true classes, 0. or 1.
+    lr:float=1.,       # the learning rate
+    steps:int|None=60, # how many steps (ignored when `epochs` is given)
+    **kwargs,
+)->Trajectory:
     "Logistic regression by gradient descent: `fit` with `logistic_loss`, starting from all zeros."
     return fit(x, y, lr, steps=None if kwargs.get('epochs') else steps, a0=(0.,)*x.shape[1], loss_func=logistic_loss, **kwargs)
 
-def accuracy(a, x, y)->float:
+def accuracy(
+    a, # the parameters, e.g. `traj.a`
+    x, # the data: points × features
+    y, # the true classes, 0. or 1.
+)->float: # between 0 and 1
     "The fraction of points on the right side of the boundary."
     return ((x@a > 0).float() == y).float().mean().item()
 
 # %% ../nbs/05_sgd.ipynb #bbe422c1
 class BoundaryPanel:
     "The two classes, the model's probability of class 1 as a background, and the decision boundary at step `i`."
-    def __init__(self, ax, traj, x, y, n=80):
+    def __init__(self,
+        ax,   # the matplotlib axes to draw on
+        traj, # what `fit_logistic` returned
+        x,    # the data it was fitted to: points × 3 (x1, x2, then a column of ones)
+        y,    # the true classes, 0. or 1.
+        n=80, # grid points along each side of the background
+    ):
         store_attr('ax,traj')
         lo, hi = x[:,:2].min(0).values - 0.5, x[:,:2].max(0).values + 0.5
         self.g1, self.g2 = torch.linspace(lo[0], hi[0], n), torch.linspace(lo[1], hi[1], n)
@@ -412,7 +490,10 @@ class BoundaryPanel:
         self.line, = ax.plot([], [], 'k', lw=2)
         ax.set_xlim(lo[0], hi[0]); ax.set_ylim(lo[1], hi[1]); ax.legend(loc='upper left', fontsize=7)
         self.artists = [self.img, *dots, self.line, ax.title]  # the dots too, so they stay on top of the background
-    def draw(self, i):
+    def draw(self,
+        i, # the step to show
+    ):
+        "Redraw the probabilities and the boundary at step `i`."
         a = self.traj.params[i]
         self.img.set_data(sigmoid(self.grid@a))
         if a[1].abs() > 1e-6: self.line.set_data(self.g1, -(a[0]*self.g1 + a[2])/a[1])  # where x@a = 0
@@ -420,7 +501,8 @@ class BoundaryPanel:
 
 def animate_logistic(
     traj:Trajectory, # what `fit_logistic` returned
-    x, y,            # the data it was fitted to
+    x,               # the data it was fitted to: points × 3
+    y,               # the true classes, 0. or 1.
     frames:int=40,   # the most frames to draw
     dpi:int=64,      # dots per inch
 )->FitAnimation:    # show it with `HTML(anim.to_jshtml())`
@@ -448,7 +530,8 @@ def _advice(traj, x, y)->str:
 class Explorer:
     "Sliders for the learning rate, batch size and steps; every change re-runs `fit` and redraws."
     def __init__(self,
-        x=None, y=None,  # the data; `linear_data()` if None
+        x=None,          # the data: points × 2; `linear_data()` if None
+        y=None,          # one target per point
         lr:float=0.1,    # the starting learning rate
         bs:int|None=None,# the starting batch size; None is full batch
         steps:int=30,    # the starting number of steps
@@ -467,7 +550,9 @@ class Explorer:
         self.widget = widgets.VBox([widgets.HBox([self.lr, self.bs, self.steps]), self.message, self.image])
         self.update()
 
-    def update(self, change=None):
+    def update(self,
+        change=None, # the slider change that called it (unused)
+    ):
         "Re-run `fit` with the sliders' values and redraw."
         bs = None if self.bs.value >= len(self.y) else self.bs.value
         self.traj = fit(self.x, self.y, lr=self.lr.value, steps=self.steps.value, bs=bs, seed=self.seed)
