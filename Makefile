@@ -45,6 +45,8 @@ readme: .venv/.installed-dev
 docs: .venv/.installed-dev
 	$(PY) -c "from bearlab.docs import build_site; build_site()"
 
+# torch's OpenMP threads spin while waiting; with two notebooks or servers sharing 2 cores that is ~10x slower.
+test: export OMP_WAIT_POLICY = PASSIVE
 test: .venv/.installed-dev /usr/bin/chromium sync
 	.venv/bin/nbdev_test --n_workers 2 --timing
 	.venv/bin/pytest

@@ -1,0 +1,314 @@
+"Tests of bearlab.clean: no data loss (hypothesis), label issues, the widget driven headless, bad input."
+import os, shutil, tempfile, warnings
+from pathlib import Path
+import numpy as np, pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+from PIL import Image
+import bearlab.clean as clean
+from bearlab.clean import (Journal, ImageCleaner, PixelEmbedder, Lite0Embedder, label_issues, label_issues_from, refit,
+    find_label_issues, confident_joint, out_of_fold_probs, check_label, scan_images, dataset_items,
+    CleanError, EmptyDatasetError, TooFewClassesError, UnsafeLabelError, NothingToUndoError, JOURNAL, TRASH)
+
+HSET = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+CLASSES = ['grizzly', 'black', 'teddy']
+
+def tree(root):
+    "Every file under `root` but the journal, with its bytes: what must come back after undo."
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in Path(root).rglob('*') if p.is_file() and p.name != JOURNAL}
+
+def dirs(root): return sorted(p.relative_to(root).as_posix() for p in Path(root).rglob('*') if p.is_dir())
+
+def small_dataset(root:Path, n:int=3)->Path:
+    "`n` little files per class; the same name in every class, so relabelling collides."
+    for c in CLASSES:
+        (root/c).mkdir(parents=True)
+        for i in range(n): (root/c/f'{i}.jpg').write_bytes(f'{c} photo {i}'.encode())
+    return root
+
+FILES = [f'{c}/{i}.jpg' for c in CLASSES for i in range(3)]
+LABELS = st.sampled_from(CLASSES + ['brown bear', 'ours 🐻', 'new'])
+DECISION = st.tuples(st.sampled_from(FILES), st.sampled_from(['keep', 'delete', 'relabel', None]), LABELS)
+
+def decide_all(j, decisions):
+    for rel, action, label in decisions:
+        src = j.root/rel
+        if src.exists(): j.decide(rel, action, label)
+
+# --- No data loss ---------------------------------------------------------------------------------
+
+@HSET
+@given(st.lists(DECISION, max_size=12), st.lists(DECISION, max_size=6))
+def test_apply_undo_restores_tree(first, second):
+    with tempfile.TemporaryDirectory() as d:
+        root = small_dataset(Path(d)/'ds'); before, before_dirs = tree(root), dirs(root)
+        j = Journal(root)
+        decide_all(j, first); j.apply()
+        assert sorted(tree(root).values()) == sorted(before.values()) # every byte is still somewhere
+        decide_all(j, second); j.apply()
+        assert sorted(tree(root).values()) == sorted(before.values())
+        assert j.plan() == [] # what was applied is done
+        assert all(p.parent.parent.name == TRASH for p in (root/TRASH).rglob('*') if p.is_file()) # never trash in the trash
+        for b in [b for b in j.batches() if b['kind'] == 'apply']: j.undo()
+        assert tree(root) == before and dirs(root) == before_dirs
+        with pytest.raises(NothingToUndoError): j.undo()
+        assert sorted(os.listdir(d)) == ['ds'] # nothing written outside the dataset
+
+def crash_after(n, before_journal=False):
+    "A rename that fails after `n` moves; `before_journal`: the n+1th rename happens, then the crash (before its journal line)."
+    calls = []
+    def rename(s, dst):
+        if len(calls) == n:
+            if before_journal: os.rename(s, dst)
+            raise KeyboardInterrupt('power cut')
+        calls.append(s); os.rename(s, dst)
+    return rename
+
+@HSET
+@given(st.lists(DECISION, min_size=1, max_size=12), st.integers(0, 8), st.booleans(), st.sampled_from(['rollback', 'complete']))
+def test_interrupted_apply_recovers(decisions, n, before_journal, how):
+    with tempfile.TemporaryDirectory() as d:
+        root = small_dataset(Path(d)/'ds'); before = tree(root)
+        twin = small_dataset(Path(d)/'twin'); jt = Journal(twin); decide_all(jt, decisions); jt.apply()
+        j = Journal(root); decide_all(j, decisions)
+        moves = j.plan()
+        clean._rename = crash_after(n, before_journal)
+        try: j.apply()
+        except KeyboardInterrupt: pass
+        finally: clean._rename = os.rename
+        if n >= len(moves): return # finished before the crash
+        assert j.pending() is not None
+        with pytest.raises(CleanError, match='recover'): j.apply()
+        Journal(root).recover(how) # as after a kernel restart
+        assert j.pending() is None
+        assert tree(root) == (before if how == 'rollback' else tree(twin))
+        if how == 'complete': j.undo(); assert tree(root) == before
+
+@HSET
+@given(st.text(max_size=12))
+def test_any_class_name_is_refused_or_safe(label):
+    with tempfile.TemporaryDirectory() as d:
+        root = small_dataset(Path(d)/'ds'); before = tree(root)
+        j = Journal(root)
+        try: j.decide('black/0.jpg', 'relabel', label)
+        except UnsafeLabelError as e: assert str(e); return
+        moves = j.apply()
+        assert sorted(os.listdir(d)) == ['ds']
+        for _, dst in moves: assert (root/dst).resolve().is_relative_to(root.resolve()) and (root/dst).is_file()
+        j.undo(); assert tree(root) == before
+
+@pytest.mark.parametrize('label', ['..', '../outside', 'a/b', '.hidden', '', ' x', 'a\\b', 'x\x00y', '/etc'])
+def test_bad_class_names(label):
+    with pytest.raises(UnsafeLabelError): check_label(label)
+
+def test_symlinked_class_folder_outside_is_refused(tmp_path):
+    root = small_dataset(tmp_path/'ds'); (tmp_path/'elsewhere').mkdir()
+    (root/'linked').symlink_to(tmp_path/'elsewhere', target_is_directory=True)
+    j = Journal(root); j.decide('black/0.jpg', 'relabel', 'linked')
+    with pytest.raises(UnsafeLabelError, match='outside the dataset'): j.apply()
+    assert list((tmp_path/'elsewhere').iterdir()) == []
+
+def test_collisions_and_trash(tmp_path):
+    root = small_dataset(tmp_path/'ds'); before = tree(root)
+    j = Journal(root)
+    j.decide('black/0.jpg', 'relabel', 'grizzly'); j.decide('teddy/0.jpg', 'relabel', 'grizzly'); j.decide('teddy/1.jpg', 'delete')
+    moves = dict(j.apply())
+    assert moves == {'black/0.jpg': 'grizzly/0-1.jpg', 'teddy/0.jpg': 'grizzly/0-2.jpg', 'teddy/1.jpg': f'{TRASH}/teddy/1.jpg'}
+    assert (root/'grizzly'/'0.jpg').read_bytes() == before['grizzly/0.jpg']
+    assert (root/'grizzly'/'0-1.jpg').read_bytes() == before['black/0.jpg']
+    assert set(j.decisions()) == {'grizzly/0-1.jpg', 'grizzly/0-2.jpg', f'{TRASH}/teddy/1.jpg'}
+    j.undo(); assert tree(root) == before
+
+def test_relative_paths_cannot_escape(tmp_path):
+    root = small_dataset(tmp_path/'ds'); j = Journal(root)
+    with pytest.raises(UnsafeLabelError, match='outside'): j.decide('../ds/../x.jpg', 'delete', hash='0'*64)
+    with pytest.raises(UnsafeLabelError, match='outside'): j.decide(tmp_path/'x.jpg', 'keep', hash='0'*64)
+
+def test_changed_file_is_not_moved(tmp_path):
+    root = small_dataset(tmp_path/'ds'); j = Journal(root)
+    j.decide('black/0.jpg', 'delete'); (root/'black'/'0.jpg').write_bytes(b'another photo now')
+    assert j.plan() == []
+
+def test_torn_journal_line(tmp_path):
+    root = small_dataset(tmp_path/'ds'); j = Journal(root)
+    j.decide('black/0.jpg', 'delete')
+    with open(j.path, 'ab') as f: f.write(b'{"t": "decide", "pa') # a crash in the middle of a write
+    j.decide('black/1.jpg', 'keep')
+    assert set(Journal(root).decisions()) == {'black/0.jpg', 'black/1.jpg'}
+
+def test_to_csv(tmp_path):
+    root = small_dataset(tmp_path/'ds'); j = Journal(root); before = tree(root)
+    j.decide('black/0.jpg', 'relabel', 'grizzly'); j.decide('teddy/2.jpg', 'delete')
+    import pandas as pd
+    df = pd.read_csv(j.to_csv())
+    assert len(df) == 8 and df.set_index('name').label['black/0.jpg'] == 'grizzly'
+    assert 'teddy/2.jpg' not in set(df.name)
+    with pytest.raises(UnsafeLabelError): j.to_csv('../cleaned.csv')
+    (root/'cleaned.csv').unlink(); assert tree(root) == before
+
+# --- Confident Learning ---------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 4), st.integers(0, 2**32-1), st.floats(0, 0.3))
+def test_confident_learning_finds_flips(k, seed, noise):
+    "With confident, correct probabilities, exactly the flipped labels are issues and their number is estimated right."
+    rng = np.random.default_rng(seed); n = 20*k
+    true = np.repeat(np.arange(k), 20)
+    P = np.full((n, k), 0.05/(k-1)); P[np.arange(n), true] = 0.95
+    y = true.copy(); flip = rng.random(n) < noise
+    y[flip] = (true[flip] + rng.integers(1, k, flip.sum())) % k
+    mask, est = find_label_issues(P, y)
+    assert (mask == (y != true)).all()
+    assert est == flip.sum()
+
+def test_oof_probs_messages():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    with pytest.raises(TooFewClassesError, match='Only one class'): out_of_fold_probs(X, ['a']*6)
+    with pytest.raises(TooFewClassesError, match="'b' has only one photo"): out_of_fold_probs(X, ['a']*5 + ['b'])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); P, cls = out_of_fold_probs(X, ['a']*3 + ['b']*3)
+    assert '3 folds' in str(w[0].message) and P.shape == (6, 2) and cls == ['a', 'b']
+
+# --- Datasets of real pictures ----------------------------------------------------------------------
+
+COLOURS = {'red': (200, 30, 30), 'green': (30, 170, 40), 'blue': (30, 50, 200)}
+
+def colour_dataset(root:Path, n=7, seed=0)->Path:
+    "Small noisy pictures of three colours, a class each."
+    rng = np.random.default_rng(seed)
+    for c, rgb in COLOURS.items():
+        (root/c).mkdir(parents=True)
+        for i in range(n):
+            a = np.clip(np.array(rgb) + rng.normal(0, 25, (72, 96, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(a).save(root/c/f'{c}{i}.jpg', quality=92)
+    return root
+
+def test_label_issues_pixels(tmp_path):
+    root = colour_dataset(tmp_path/'ds')
+    shutil.move(root/'red'/'red0.jpg', root/'blue'/'red0.jpg')
+    (root/'green'/'broken.jpg').write_bytes(b'<html>404</html>')
+    shutil.copy(root/'green'/'green1.jpg', root/'red'/'green1 copy.jpg')
+    df = label_issues(root, embedder=PixelEmbedder(4), cache_dir=tmp_path/'cache', progress=False)
+    assert list(df.columns[:7]) == ['path', 'label', 'pred', 'p_label', 'p_pred', 'score', 'is_issue']
+    assert len(df) == 23 and df.path[0].name == 'broken.jpg' and 'web page' in df.reason[0]
+    by = df.set_index(df.path.map(lambda p: p.name))
+    assert by.label_issue['red0.jpg'] and by.pred['red0.jpg'] == 'red'
+    assert 'duplicate' in by.kinds['green1 copy.jpg'] and 'labelled' in by.reason['green1 copy.jpg']
+    assert by.is_issue.sum() <= 6
+    assert not list((tmp_path/'ds').glob('.bearlab-cache')) # the cache is not in the dataset
+
+def test_bad_datasets(tmp_path):
+    with pytest.raises(EmptyDatasetError, match='no folder'): label_issues(tmp_path/'nothing')
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(EmptyDatasetError, match='No photos'): label_issues(tmp_path/'empty')
+    one = colour_dataset(tmp_path/'one'); shutil.rmtree(one/'red'); shutil.rmtree(one/'green')
+    with pytest.raises(TooFewClassesError, match='Only one class'): label_issues(one, embedder=PixelEmbedder(), cache_dir=tmp_path/'c', progress=False)
+    bad = tmp_path/'bad'; (bad/'a').mkdir(parents=True); (bad/'b').mkdir()
+    for c in 'ab': (bad/c/'x.jpg').write_bytes(b'not a photo')
+    with pytest.raises(EmptyDatasetError, match='could be read'): label_issues(bad, embedder=PixelEmbedder(), cache_dir=tmp_path/'c', progress=False)
+    with pytest.raises(CleanError, match='one label per photo'): label_issues_from([bad/'a'/'x.jpg'], ['a', 'b'])
+
+def test_cache_is_used(tmp_path):
+    root = colour_dataset(tmp_path/'ds', n=3); files, _ = dataset_items(root)
+    calls = []
+    class Counting(PixelEmbedder):
+        def __call__(self, imgs): calls.append(len(imgs)); return super().__call__(imgs)
+    a = scan_images(files, Counting(), tmp_path/'cache', progress=False)[1]
+    b = scan_images(files, Counting(), tmp_path/'cache', progress=False)[1]
+    assert calls == [9] and np.array_equal(a, b)
+
+# --- The widget, headless ---------------------------------------------------------------------------
+
+def test_widget_headless(tmp_path):
+    root = colour_dataset(tmp_path/'ds')
+    shutil.move(root/'red'/'red0.jpg', root/'blue'/'red0.jpg')
+    before = tree(root)
+    kw = dict(embedder=PixelEmbedder(4), cache_dir=tmp_path/'cache')
+    df = label_issues(root, progress=False, **kw)
+    cl = ImageCleaner(df, page_size=4, **kw); w = cl.widget
+    assert cl.n_pages == 6 and len(cl.grid.children) == 4
+    cl.filter_widgets['mismatch'].value = True
+    assert all(r.pred != r.label for r in cl.view().itertuples())
+    card = next(c for c in cl.grid.children if c.path.name == 'red0.jpg')
+    accept = next(v for t, v in card.menu.options if t.startswith('accept'))
+    assert accept == 'relabel:red'
+    card.menu.value = accept
+    cl.filter_widgets['mismatch'].value = False
+    cl.buttons['next'].click(); assert cl.page == 1
+    cl.buttons['keep_rest'].click()
+    assert all(c.menu.value == 'keep' for c in cl.grid.children)
+    cl.grid.children[0].menu.value = 'delete'
+    # a fresh cleaner (a kernel restart) shows the same choices
+    cl2 = ImageCleaner(df, page_size=4, **kw); cl2.widget; cl2.go(1)
+    assert [c.menu.value for c in cl2.grid.children] == ['delete', 'keep', 'keep', 'keep']
+    cl2.buttons['preview'].click(); assert tree(root) == before
+    cl2.buttons['apply'].click()
+    assert 'Moved 2 files' in cl2.status_line.value and (root/'red'/'red0.jpg').exists()
+    assert all(TRASH not in Path(p).parts for p in cl2.view().path)
+    cl2.buttons['refresh'].click()
+    assert 'Re-ranked' in cl2.status_line.value and len(cl2.df) == 20
+    cl2.buttons['undo'].click(); assert tree(root) == before
+    cl2.buttons['undo'].click(); assert 'Nothing to undo' in cl2.status_line.value # an error shown, not raised
+    p, n = cl2.reviewed(); assert (p, n) == (2, 5)
+
+# --- The real embedder, end to end ------------------------------------------------------------------
+
+def photo_dataset(root:Path, n=7)->Path:
+    from skimage import data as skdata
+    rng = np.random.default_rng(0)
+    for cls in ['chelsea', 'coffee', 'rocket']:
+        img = Image.fromarray(getattr(skdata, cls)()).convert('RGB'); w, h = img.size
+        (root/cls).mkdir(parents=True)
+        for i in range(n):
+            s = rng.uniform(0.55, 0.9); cw, ch = int(w*s), int(h*s); x, y = rng.integers(0, w-cw+1), rng.integers(0, h-ch+1)
+            img.crop((x, y, x+cw, y+ch)).resize((128, round(128*ch/cw))).save(root/cls/f'{cls}{i}.jpg', quality=90)
+    return root
+
+def test_lite0_end_to_end(tmp_path):
+    root = photo_dataset(tmp_path/'ds')
+    shutil.move(root/'chelsea'/'chelsea0.jpg', root/'rocket'/'chelsea0.jpg')
+    shutil.move(root/'coffee'/'coffee0.jpg', root/'chelsea'/'coffee0.jpg')
+    df = label_issues(root, embedder=Lite0Embedder(128), cache_dir=tmp_path/'cache', progress=False)
+    assert set(df.path[df.label_issue].map(lambda p: p.name)) == {'chelsea0.jpg', 'coffee0.jpg'}
+    assert df.attrs['n_label_issues'] == 2
+    assert set(df.path[:2].map(lambda p: p.name)) == {'chelsea0.jpg', 'coffee0.jpg'}
+
+# --- In Voila, in a real browser ----------------------------------------------------------------------
+
+def wait_until(cond, timeout=60):
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond(): return True
+        time.sleep(0.3)
+    raise AssertionError('timed out waiting')
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_cleaner_in_voila(tmp_path, page):
+    import nbformat
+    from conftest import ROOT, free_port, start_server, stop_server
+    root = colour_dataset(tmp_path/'ds'); before = tree(root); cache = str(tmp_path/'cache')
+    code = (f"from bearlab.clean import *\nkw = dict(embedder=PixelEmbedder(4), cache_dir={cache!r})\n"
+            f"df = label_issues({str(root)!r}, progress=False, **kw)\nImageCleaner(df, page_size=4, **kw)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
+    nbformat.write(nb, str(tmp_path/'clean.ipynb'))
+    port = free_port(); url = f'http://127.0.0.1:{port}/'
+    proc = start_server([str(ROOT/'.venv'/'bin'/'voila'), str(tmp_path/'clean.ipynb'), '--port', str(port), '--no-browser',
+                         '--Voila.ip=127.0.0.1'], url, tmp_path/'voila.log', timeout=180)
+    try:
+        page.goto(url, timeout=120_000)
+        page.wait_for_selector('.bearlab-card img', timeout=180_000)
+        assert page.locator('.bearlab-card').count() == 4
+        page.locator('.bearlab-choice select').first.select_option('delete')
+        wait_until(lambda: [d['action'] for d in Journal(root).decisions().values()] == ['delete'])
+        page.locator('.bearlab-apply').click()
+        wait_until(lambda: (root/TRASH).exists())
+        page.locator('.bearlab-status').filter(has_text='Moved 1 file.').wait_for(timeout=30_000)
+        page.locator('.bearlab-undo').click()
+        wait_until(lambda: tree(root) == before)
+        page.locator('.bearlab-next').click()
+        page.locator('.bearlab-status').wait_for(timeout=10_000)
+        assert 'Traceback' not in page.content()
+        assert [e for e in page.console_errors if 'ERR_NAME_NOT_RESOLVED' not in e] == [] # offline: Voila's web fonts can't load
+    finally: stop_server(proc)
