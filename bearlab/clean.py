@@ -101,7 +101,9 @@ class Journal:
             except json.JSONDecodeError: pass
         return out
 
-    def append(self, **rec)->dict:
+    def append(self,
+        **rec, # the record's fields, e.g. `t='decide', path=..., action=...`; its `time` is added
+    )->dict:
         "Write one record and make sure it is on disk before returning."
         rec = {**rec, 'time': round(time.time(), 3)}
         with open(self.path, 'a+b') as f:
@@ -747,12 +749,20 @@ def go(self:ImageCleaner,
     "Show page number `page` (from 0)."
     self.page = min(max(0, page), self.n_pages-1); self._render()
 
+def _filters(
+    label:str='all', # show only the photos labelled with this class; 'all': every class
+    split:str='all', # 'train', 'valid' or 'all'
+    kind:str='all', # show only this kind of problem: 'label', 'duplicate', 'leak', 'outlier', 'poor', 'unreadable', or 'all'
+    mismatch:bool=False, # True: show only the photos the model predicts another class for
+): "The filters `ImageCleaner.set_filter` takes, with their starting values (a signature for its docs only)."
+
 @patch
-def set_filter(self:ImageCleaner, **kw):
+@delegates(_filters)
+def set_filter(self:ImageCleaner, **kwargs):
     "Change filters (`label`, `split`, `kind`, `mismatch`) and go back to the first page."
-    bad = set(kw) - set(self.filters)
+    bad = set(kwargs) - set(self.filters)
     if bad: raise CleanError(f"Unknown filter {', '.join(bad)}: use {', '.join(self.filters)}.")
-    self.filters.update(kw); self.page = 0; self._render()
+    self.filters.update(kwargs); self.page = 0; self._render()
 
 # %% ../nbs/04_clean.ipynb #1e5900fd
 @patch

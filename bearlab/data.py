@@ -44,7 +44,10 @@ def image_hash(
     bits = (a[:, 1:] > a[:, :-1]).flatten()
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
-def hash_distance(a:int, b:int)->int:
+def hash_distance(
+    a:int, # a perceptual hash from `image_hash`
+    b:int, # another one
+)->int: # from 0 (look the same) to 64
     "Number of bits in which the perceptual hashes `a` and `b` differ (0: look the same, 64: opposite)."
     return (int(a) ^ int(b)).bit_count()
 
@@ -78,12 +81,18 @@ class StableSplitter:
         if k not in self._cache: self._cache[k] = file_hash(p)
         return self._cache[k]
 
-    def score(self, item)->float:
+    def score(self,
+        item, # a file: its path
+    )->float:
         "Where `item` falls between 0 and 1; below `valid_pct` means validation."
         h = hashlib.sha256(f'{self.salt}:{self._key(item)}'.encode()).digest()
         return int.from_bytes(h[:8], 'big') / 2**64
 
-    def is_valid(self, item)->bool: return self.score(item) < self.valid_pct
+    def is_valid(self,
+        item, # a file: its path
+    )->bool:
+        "Whether `item` goes in the validation set."
+        return self.score(item) < self.valid_pct
     def __call__(self, items):
         v = L(items).map(self.is_valid)
         return L(i for i,o in enumerate(v) if not o), L(i for i,o in enumerate(v) if o)
@@ -140,7 +149,12 @@ class SearchError(BearlabError): "An image search that failed, was refused, or g
 class ImageSearch:
     "Where image URLs come from: subclasses define `name` and `search`."
     name = 'image search'
-    def search(self, term:str, max_images:int)->L: raise NotImplementedError
+    def search(self,
+        term:str, # what to search for, e.g. 'grizzly bear'
+        max_images:int, # at most this many URLs
+    )->L: # unique image URLs
+        "Up to `max_images` unique image URLs for `term` (subclasses define it)."
+        raise NotImplementedError
     def __repr__(self): return self.name
 
 # %% ../nbs/03_data.ipynb #be62817a
@@ -154,7 +168,9 @@ class DuckDuckGo(ImageSearch):
         pause:float=1., # seconds between result pages, to be polite
     ): store_attr()
     @property
-    def name(self): return f'DuckDuckGo image search at {self.url}'
+    def name(self):
+        "What messages call it: the search engine and its address."
+        return f'DuckDuckGo image search at {self.url}'
 
     def _get(self, url, params=None, data=None, referer=None)->bytes:
         if params: url += '?' + urllib.parse.urlencode(params)
@@ -187,7 +203,9 @@ def _reason(e:Exception, timeout:float|None=None)->str:
 
 # %% ../nbs/03_data.ipynb #4fb9614a
 @patch
-def token(self:DuckDuckGo, term:str)->str:
+def token(self:DuckDuckGo,
+    term:str, # what to search for, e.g. 'grizzly bear'
+)->str:
     "The `vqd` token DuckDuckGo's results page gives for `term`."
     page = self._get(self.url, data={'q': term}).decode('utf-8', 'replace')
     m = re.search(r'vqd=["\']?([\d-]+)', page)
@@ -196,7 +214,10 @@ def token(self:DuckDuckGo, term:str)->str:
     return m.group(1)
 
 @patch
-def search(self:DuckDuckGo, term:str, max_images:int=150)->L:
+def search(self:DuckDuckGo,
+    term:str, # what to search for, e.g. 'grizzly bear'
+    max_images:int=150, # at most this many URLs
+)->L: # unique image URLs, in the order found
     "Up to `max_images` unique image URLs for `term`."
     params = dict(l='us-en', o='json', q=term, vqd=self.token(term), f=',,,,,', p='1')
     url, urls = urllib.parse.urljoin(self.url, 'i.js'), {}
@@ -303,7 +324,9 @@ class ImageServer:
     ): store_attr(); self.vqd, self._httpd, self.requests = str(int.from_bytes(os.urandom(6), 'big')), None, []
 
     @property
-    def url(self)->str: return f'http://127.0.0.1:{self._httpd.server_address[1]}/'
+    def url(self)->str:
+        "The server's address, once started: 'http://127.0.0.1:PORT/'."
+        return f'http://127.0.0.1:{self._httpd.server_address[1]}/'
     def start(self)->ImageServer:
         "Start serving in a background thread."
         self._stopping = threading.Event()
@@ -318,7 +341,9 @@ class ImageServer:
     def __enter__(self): return self.start()
     def __exit__(self, *args): self.stop()
 
-    def result_urls(self, term:str)->list:
+    def result_urls(self,
+        term:str, # what was searched for, e.g. 'grizzly bear'
+    )->list:
         "The image URLs a search for `term` returns."
         t = urllib.parse.quote(term.strip().lower(), safe='')
         urls = [f'{self.url}img/{t}/{i}.jpg' for i in range(self.n_images)]
@@ -335,13 +360,20 @@ class LocalImageSearch(DuckDuckGo):
         self.server = ImageServer(**kwargs).start()
         super().__init__(self.server.url, timeout=10, pause=0)
     @property
-    def name(self): return f'the local practice image search at {self.url}'
-    def stop(self): self.server.stop()
+    def name(self):
+        "What messages call it: the practice server and its address."
+        return f'the local practice image search at {self.url}'
+    def stop(self):
+        "Stop the practice server, and free its port."
+        self.server.stop()
     def __enter__(self): return self
     def __exit__(self, *args): self.stop()
 
 # %% ../nbs/03_data.ipynb #d94d55dd
-def online(host:str='duckduckgo.com', timeout:float=2.)->bool:
+def online(
+    host:str='duckduckgo.com', # the host to try, on port 443 (HTTPS)
+    timeout:float=2., # seconds to wait for it, name lookup included
+)->bool:
     "Whether `host` answers on port 443 within `timeout` seconds (never, when BEARLAB_OFFLINE=1)."
     if os.environ.get('BEARLAB_OFFLINE', '') not in ('', '0'): return False
     ok = []
@@ -414,12 +446,16 @@ def fetch(
 _MAGIC = {b'\xff\xd8\xff': '.jpg', b'\x89PNG\r\n\x1a\n': '.png', b'GIF87a': '.gif', b'GIF89a': '.gif',
           b'BM': '.bmp', b'II*\x00': '.tif', b'MM\x00*': '.tif', b'\x00\x00\x01\x00': '.ico'}
 
-def image_ext(data:bytes)->str|None:
+def image_ext(
+    data:bytes, # a file's content (its first 12 bytes are enough)
+)->str|None:
     "The file extension for the image format of `data` ('.jpg', '.png', ...), or None."
     if data[:4] == b'RIFF' and data[8:12] == b'WEBP': return '.webp'
     return first(ext for magic,ext in _MAGIC.items() if data.startswith(magic))
 
-def check_photo(data:bytes)->str:
+def check_photo(
+    data:bytes, # a downloaded file's content
+)->str:
     "The extension to save `data` with, after `open_image` decoded it completely; else an `ImageError`."
     open_image(data)
     ext = image_ext(data)
@@ -450,7 +486,9 @@ def _download_one(url:str, dest:Path, timeout:float, max_bytes:int, lock)->dict:
 MANIFEST = 'downloads.csv'
 _MANIFEST_COLS = ['url', 'file', 'sha256', 'status', 'error']
 
-def read_manifest(dest)->pd.DataFrame:
+def read_manifest(
+    dest, # the folder the photos were downloaded to
+)->pd.DataFrame: # one row per URL: url, file, sha256, status, error
     "The download manifest kept in `dest` (empty if there is none)."
     f = Path(dest)/MANIFEST
     if not f.exists(): return pd.DataFrame(columns=_MANIFEST_COLS)
@@ -566,10 +604,14 @@ class DatasetError(BearlabError): "A dataset folder bearlab can't train on as it
 
 class OpenPhoto(Transform):
     "fastai's item opener through `open_image`: upright RGB, big JPEGs decoded at reduced scale."
-    def __init__(self, draft:int|None=None): store_attr()
+    def __init__(self,
+        draft:int|None=None, # decode JPEGs at reduced scale, keeping both sides at least this many pixels; None: full size
+    ): store_attr()
     def encodes(self, src): return PILImage.create(open_image(src, draft=self.draft))
 
-def PhotoBlock(draft:int|None=None):
+def PhotoBlock(
+    draft:int|None=None, # decode JPEGs at reduced scale, keeping both sides at least this many pixels; None: full size
+):
     "fastai's `ImageBlock`, opening photos with `open_image`."
     return TransformBlock(type_tfms=OpenPhoto(draft), batch_tfms=IntToFloatTensor)
 

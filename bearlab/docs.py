@@ -824,7 +824,7 @@ def _own_params(f)->set|None:
 
 def _param_problems(f, name:str)->list:
     from fastcore.docments import docments
-    try: dm = docments(f, full=True)
+    try: dm = docments(f, full=True, args_kwargs=True)
     except Exception as e: return [f'{name}: its parameters could not be read ({type(e).__name__}: {e})']
     own = _own_params(f)
     return [f'{name}: parameter `{k}` has no docment' for k,v in dm.items()
