@@ -507,6 +507,16 @@ def _plan(urls, old:dict)->tuple:
     return rows, todo
 
 # %% ../nbs/03_data.ipynb #f46ffb24
+def _first_wins(rows:list, todo:list):
+    "Of the URLs fetched now that gave the same photo, the first in the list is 'ok', whichever finished first."
+    groups = {}
+    for i in todo:
+        if rows[i]['status'] in ('ok', 'duplicate'): groups.setdefault(rows[i]['sha256'], []).append(i)
+    for idxs in groups.values():
+        if not any(rows[i]['status'] == 'ok' for i in idxs): continue  # the photo was already there from an earlier run
+        for i in idxs: rows[i].update(status='duplicate', error='the same photo as another URL')
+        rows[idxs[0]].update(status='ok', error='')
+
 def download_images(
     urls, # image URLs, e.g. from `search_images` or `urls_from_file`
     dest, # the folder for these photos, usually one class: `path/'grizzly'`
@@ -526,6 +536,7 @@ def download_images(
         futs = {ex.submit(_download_one, urls[i], dest, timeout, max_bytes, lock): i for i in todo}
         done = as_completed(futs)
         for f in (progress_bar(done, total=len(futs), leave=False) if progress and futs else done): rows[futs[f]] = f.result()
+    _first_wins(rows, todo)
     df = pd.DataFrame(rows, columns=_MANIFEST_COLS)
     mine = set(df.url)
     pd.concat([pd.DataFrame([r for u,r in old.items() if u not in mine], columns=_MANIFEST_COLS), df[df.url != '']]

@@ -208,3 +208,24 @@ def test_load_errors(tmp_path):
     with pytest.raises(ModelLoadError, match='no model at'): Classifier.load(tmp_path/'missing.pkl')
     (tmp_path/'b').mkdir(); (tmp_path/'b'/'bundle.json').write_text('{"format": "other"}')
     with pytest.raises(ModelLoadError, match='not a bearlab bundle'): Classifier.load(tmp_path/'b')
+
+@pytest.mark.slow
+def test_bear_pipeline_export_agrees_with_learner(tmp_path):
+    "The lesson's own pipeline (bear_dataloaders + bear_learner): export.pkl and bundle predict as `learn.predict` does."
+    from bearlab.data import bear_dataloaders, bear_learner, practice_dataset, image_files
+    from fastai.vision.all import set_seed
+    set_seed(0)
+    path = practice_dataset(tmp_path/'bears', n=8, size=96)
+    learn = bear_learner(bear_dataloaders(path, size=64, bs=8, num_workers=0))
+    learn.fit(1, 1e-3)
+    learn.export(tmp_path/'export.pkl')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ours = Classifier.load(tmp_path/'export.pkl')
+    bundle = Classifier.load(export_bundle(learn, tmp_path/'bundle'))
+    assert ours.pre.method == 'squish' and ours.pre.mean == (0.5, 0.5, 0.5)
+    for f in image_files(path)[::5]:
+        _, _, probs = learn.predict(f)
+        p = ours.predict(f)
+        assert max(abs(p.probs[v] - float(pr)) for v, pr in zip(learn.dls.vocab, probs)) < 0.02
+        assert bundle.predict(f) == p
