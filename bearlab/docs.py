@@ -11,6 +11,7 @@ import yaml
 from execnb.nbio import read_nb
 from fastcore.basics import str2bool
 from nbdev.config import get_config
+from .images import BearlabError
 from nbdev.doclinks import _nbpath2html
 from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs, _want_doc, _def_names, _show_docs, _get_nm, cell_lang, _do_eval
 from nbdev.quarto import refresh_quarto_yml
@@ -699,11 +700,13 @@ def write_page(
 
 def build_site(
     nbs:str|Path='nbs', # the notebooks folder (relative paths are from the project root)
-    dest:str|Path='_docs', # where to write the site; it is replaced
+    dest:str|Path='_docs', # where to write the site; a previous build there is replaced
 )->Path: # `dest`
     "Build the documentation site as static HTML from the notebooks' saved outputs, with nbdev's processing and no Quarto."
     cfg = get_config()
     nbs, dest = _root(nbs), _root(dest)
+    if dest.exists() and any(dest.iterdir()) and not (dest/'.nojekyll').exists():  # never wipe a folder we didn't build
+        raise BearlabError(f"{dest} has files that aren't a site built by bearlab: choose an empty or new folder for the docs.")
     contents = sidebar(nbs)['website']['sidebar']['contents']
     nbs_done = {rel: _process_safely(nbs/rel) for rel in _nb_paths(contents)}
     names = page_names(list(nbs_done))

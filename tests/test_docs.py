@@ -136,3 +136,10 @@ def test_readme_is_deterministic(tmp_path):
     prose = re.sub(r'```.*?```', '', md, flags=re.DOTALL)
     assert not re.search(r'^#\|', md, re.M) and ':::' not in prose and not re.search(r'\{[.#][\w-]+', prose)
     assert str(ROOT) not in md and '/tmp/' not in md
+
+def test_build_site_never_wipes_a_folder_it_did_not_build(tmp_path):
+    from bearlab.docs import build_site
+    from bearlab.images import BearlabError
+    (tmp_path/'notes.txt').write_text('mine')
+    with pytest.raises(BearlabError, match="aren't a site built by bearlab"): build_site(dest=tmp_path)
+    assert (tmp_path/'notes.txt').read_text() == 'mine'
