@@ -275,10 +275,13 @@ def test_lite0_end_to_end(tmp_path):
 # --- In Voila, in a real browser ----------------------------------------------------------------------
 
 def wait_until(cond, timeout=60):
+    "Poll `cond` until true; a file the kernel is moving right now (FileNotFoundError) just means 'not yet'."
     import time
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if cond(): return True
+        try:
+            if cond(): return True
+        except FileNotFoundError: pass
         time.sleep(0.3)
     raise AssertionError('timed out waiting')
 
