@@ -4,11 +4,13 @@
 
 # %% ../nbs/04_clean.ipynb #609af8b0
 from __future__ import annotations
-import json, os, time, uuid, unicodedata, warnings
+import inspect, json, os, time, uuid, unicodedata, warnings
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 import numpy as np, pandas as pd
 from fastcore.basics import store_attr, patch
+from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .images import BearlabError, ImageError, open_image, thumbnail
@@ -20,7 +22,8 @@ __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'QUALITY', 'CleanError', 'EmptyDataset
            'Journal', 'free_name', 'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues',
            'default_cache_dir', 'scan_images', 'out_of_fold_probs', 'per_class_thresholds', 'confident_joint',
            'calibrate_joint', 'find_label_issues', 'outlier_scores', 'is_outlier', 'groups_of', 'label_issues_from',
-           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'ImageCleaner']
+           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'ImageCleaner', 'learner_items',
+           'ImageClassifierCleaner']
 
 # %% ../nbs/04_clean.ipynb #0492166b
 class CleanError(BearlabError): "A dataset or a cleaning decision bearlab can't work with."
@@ -666,6 +669,7 @@ def current_labels(
     keep, labels = [], []
     for r in df.itertuples():
         p = Path(r.path).resolve()
+        if not p.is_file(): continue # deleted or moved by something other than bearlab
         d = decisions.get(p.relative_to(root).as_posix()) if p.is_relative_to(root) else None
         if d and d['hash'] != r.hash: d = None
         if d and d['action'] == 'delete': continue
@@ -817,7 +821,7 @@ def apply(self:ImageCleaner,
 )->list:
     "Carry out the decisions (see `Journal.apply`)."
     moves = self.journal.apply(dry_run)
-    if not dry_run: self._moved(moves); self.message = f"Moved {_n(moves)}. Undo puts them back."
+    if not dry_run: self._moved(moves); self.message = f"Moved {_n(moves)}. Undo puts them back." if moves else "Nothing to apply."
     self._render(); return moves
 
 @patch
@@ -990,4 +994,60 @@ def to_html(self:ImageCleaner)->str:
 def _repr_mimebundle_(self:ImageCleaner, **kwargs)->dict:
     "The live widget where widgets run, the `to_html` picture where they don't."
     b = self.widget._repr_mimebundle_(**kwargs) or {}
-    return {**b, 'text/plain': f'ImageCleaner: {self.status()}', 'text/html': self.to_html()}
+    return {**b, 'text/plain': f'{type(self).__name__}: {self.status()}', 'text/html': self.to_html()}
+
+# %% ../nbs/04_clean.ipynb #242c75f7
+def learner_items(
+    learn, # a fastai `Learner` for single-label classification
+)->tuple: # (files, labels): its training then validation photos still on disk, and the labels it learnt for them
+    "The photos of a Learner's `DataLoaders` and their labels, read through its label pipeline without opening a photo."
+    files, labels = [], []
+    for ds in (learn.dls.train_ds, learn.dls.valid_ds):
+        ys = ds.tls[1] if len(getattr(ds, 'tls', ())) > 1 else None # the y pipeline, e.g. parent_label, Categorize
+        files += [Path(f) for f in ds.items]
+        labels += [str(ys.decode(y)) for y in ys] if ys is not None else [Path(f).parent.name for f in ds.items]
+    here = [f.is_file() for f in files]
+    if not all(here): print(f"{here.count(False)} of the Learner's photos are gone (deleted or moved): left out.")
+    return [f for f, h in zip(files, here) if h], [l for l, h in zip(labels, here) if h]
+
+# %% ../nbs/04_clean.ipynb #ec51fa18
+@delegates(ImageCleaner, but=['df', 'root'], keep=True)
+class ImageClassifierCleaner(ImageCleaner):
+    "fastai's `ImageClassifierCleaner` for the book's code: every photo of `learn`'s `DataLoaders`, ranked out of fold."
+    def __init__(self,
+        learn, # a fastai `Learner`; only its `DataLoaders` are read
+        max_n:int|None=None, # fastai's number of photos shown at once: photos per page
+        height:int|None=None, # fastai's thumbnail height: thumbnails fit a square of the smaller of `height` and `width`
+        width:int|None=None, # fastai's thumbnail width
+        **kwargs, # `label_issues_from`'s (`folds`, `seed`, `progress`...); fastai's `opts` is ignored
+    ):
+        kwargs.pop('opts', None) # fastai's menu options: every card's menu offers every class already
+        if max_n: kwargs.setdefault('page_size', max_n)
+        if height or width: kwargs.setdefault('thumb', min(s for s in (height, width) if s))
+        scan = {k: kwargs.pop(k) for k in list(kwargs) if k in inspect.signature(label_issues_from).parameters}
+        files, labels = learner_items(learn)
+        if not files: raise EmptyDatasetError("None of the Learner's photos is on disk any more: make new DataLoaders.")
+        valid = {Path(f) for f in learn.dls.valid_ds.items}
+        split = SimpleNamespace(is_valid=valid.__contains__) # the Learner's own train/valid split
+        root = Path(os.path.commonpath([f.parent.parent for f in files])) # the folder of the class folders
+        df = label_issues_from(files, labels, root=root, splitter=split, **scan)
+        super().__init__(df, root, embedder=scan.get('embedder'), cache_dir=scan.get('cache_dir'), **kwargs)
+        self.fns, self._fn_keys = L(df.path.tolist()), list(zip(df.hash, df.label))
+
+# %% ../nbs/04_clean.ipynb #59641f73
+@patch
+def _fn_decisions(self:ImageClassifierCleaner):
+    "(index into `fns`, decision, label) of each photo with a decision about it, if it is still the same file at the same place."
+    for i, (f, (h, label)) in enumerate(zip(self.fns, self._fn_keys)):
+        d = self.decisions.get(self.rel(f))
+        if d and d['hash'] == h and f.is_file() and file_hash(f) == h: yield i, d, label
+
+@patch
+def delete(self:ImageClassifierCleaner)->L:
+    "Indices into `fns` of the photos to delete."
+    return L(i for i, d, _ in self._fn_decisions() if d['action'] == 'delete')
+
+@patch
+def change(self:ImageClassifierCleaner)->L:
+    "`(index into fns, new class)` for each photo to relabel."
+    return L((i, d['label']) for i, d, label in self._fn_decisions() if d['action'] == 'relabel' and d['label'] != label)

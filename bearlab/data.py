@@ -16,14 +16,16 @@ from fastai.vision.all import *
 from fastprogress.fastprogress import progress_bar
 from fastai.data.transforms import image_extensions
 from .images import BearlabError, ImageError, open_image, photo_bytes
+from .models import imagenet_index
 
 # %% auto #0
 __all__ = ['MAX_BYTES', 'MANIFEST', 'QUARANTINE', 'file_hash', 'image_hash', 'hash_distance', 'image_files', 'StableSplitter',
            'find_duplicates', 'SearchError', 'ImageSearch', 'DuckDuckGo', 'practice_photo', 'ImageServer',
            'LocalImageSearch', 'online', 'default_search', 'search_images', 'urls_from_file', 'DownloadError', 'fetch',
-           'image_ext', 'check_photo', 'read_manifest', 'download_images', 'verify_images', 'unquarantine',
-           'practice_dataset', 'DatasetError', 'OpenPhoto', 'PhotoBlock', 'check_dataset', 'bear_dataloaders',
-           'bear_learner', 'Diagnosis', 'diagnose']
+           'image_ext', 'check_photo', 'read_manifest', 'download_urls', 'download_args', 'download_images',
+           'quarantine_images', 'unquarantine', 'DatasetError', 'verify_images', 'practice_dataset', 'OpenPhoto',
+           'PhotoBlock', 'check_dataset', 'bear_dataloaders', 'imagenet_head', 'init_head', 'bear_learner', 'Diagnosis',
+           'diagnose']
 
 # %% ../nbs/03_data.ipynb #8ca67aed
 def file_hash(
@@ -235,7 +237,8 @@ _BEAR_COLOURS = {'grizzly': (140, 92, 52), 'black': (28, 26, 30), 'teddy': (222,
 def _term_colour(term:str)->tuple:
     for k,c in _BEAR_COLOURS.items():
         if k in term.lower(): return c
-    return tuple(hashlib.sha256(term.encode()).digest()[:3])
+    subject = (term.lower().split() or [''])[0]  # 'bird photo' and 'bird sun photo' are both birds
+    return tuple(hashlib.sha256(subject.encode()).digest()[:3])
 
 def practice_photo(
     term:str, # the search term: a bear kind in it ('grizzly', 'black', 'teddy', ...) picks the colour
@@ -317,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
 class ImageServer:
     "A local web server with a DuckDuckGo-like image search over generated photos, and broken URLs of every kind."
     def __init__(self,
-        n_images:int=30, # photos per search term
+        n_images:int=60, # photos per search term
         size:int=128, # width of each photo, in pixels
         faults:bool=True, # add broken URLs and duplicates to each search's results
         port:int=0, # the port to listen on; 0 picks a free one
@@ -396,7 +399,7 @@ def default_search()->ImageSearch:
 
 def search_images(
     term:str, # what to search for, e.g. 'grizzly bear'
-    max_images:int=150, # at most this many URLs
+    max_images:int=30, # at most this many URLs (the 2022 course's default)
     backend:ImageSearch|None=None, # where to search; default `default_search()`
 )->L: # unique image URLs
     "Image URLs for `term`, from DuckDuckGo or the practice server."
@@ -517,37 +520,99 @@ def _first_wins(rows:list, todo:list):
         for i in idxs: rows[i].update(status='duplicate', error='the same photo as another URL')
         rows[idxs[0]].update(status='ok', error='')
 
-def download_images(
+# %% ../nbs/03_data.ipynb #f7eb020d
+def _save_manifest(df:pd.DataFrame, old:dict, dest:Path):
+    "Write `dest/downloads.csv`: the rows of this run, after the earlier runs' rows for other URLs."
+    mine = set(df.url)
+    earlier = pd.DataFrame([r for u,r in old.items() if u not in mine], columns=_MANIFEST_COLS)
+    pd.concat([earlier, df[df.url != '']]).to_csv(dest/MANIFEST, index=False)
+
+def _summarise(df, dest, n_before):
+    c = df.status.value_counts()
+    print(f"{dest}: {c.get('ok', 0)} photos ({n_before} of them from earlier runs), {c.get('duplicate', 0)} duplicates, "
+          f"{c.get('failed', 0)} failed, {c.get('skipped', 0)} skipped. Details: {dest/MANIFEST}")
+
+# %% ../nbs/03_data.ipynb #a43cf0cb
+def download_urls(
     urls, # image URLs, e.g. from `search_images` or `urls_from_file`
     dest, # the folder for these photos, usually one class: `path/'grizzly'`
-    max_workers:int=8, # downloads at the same time
+    n_workers:int=8, # downloads at the same time
     timeout:float=10, # seconds to wait for each server to answer or send more
     max_bytes:int=MAX_BYTES, # refuse files larger than this
     progress:bool=True, # show a progress bar
 )->pd.DataFrame: # the manifest rows for `urls`, in order; also saved as `dest/downloads.csv`
-    "Download `urls` into `dest` in parallel, keeping only complete photos, and record what became of each URL."
+    "Download `urls` into the folder `dest` in parallel, keeping only complete photos; record what became of each URL."
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     old = {r['url']: r for r in read_manifest(dest).to_dict('records')}
     urls = [str(u).strip() for u in urls]
     rows, todo = _plan(urls, old)
     n_before = sum(r is not None and r['status'] == 'ok' for r in rows)
     lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers) as ex:
+    with ThreadPoolExecutor(n_workers) as ex:
         futs = {ex.submit(_download_one, urls[i], dest, timeout, max_bytes, lock): i for i in todo}
         done = as_completed(futs)
         for f in (progress_bar(done, total=len(futs), leave=False) if progress and futs else done): rows[futs[f]] = f.result()
     _first_wins(rows, todo)
     df = pd.DataFrame(rows, columns=_MANIFEST_COLS)
-    mine = set(df.url)
-    pd.concat([pd.DataFrame([r for u,r in old.items() if u not in mine], columns=_MANIFEST_COLS), df[df.url != '']]
-             ).to_csv(dest/MANIFEST, index=False)
+    _save_manifest(df, old, dest)
     _summarise(df, dest, n_before)
     return df
 
-def _summarise(df, dest, n_before):
-    c = df.status.value_counts()
-    print(f"{dest}: {c.get('ok', 0)} photos ({n_before} of them from earlier runs), "
-          f"{c.get('duplicate', 0)} duplicates, {c.get('failed', 0)} failed, {c.get('skipped', 0)} skipped. Details: {dest/MANIFEST}")
+# %% ../nbs/03_data.ipynb #83753e1b
+def _is_listy(x)->bool:
+    "Whether `x` is a collection (of URLs, of files) rather than a path or nothing."
+    return x is not None and not isinstance(x, (str, os.PathLike))
+
+def _url_file_like(x)->bool: return x is not None and Path(x).suffix.lower() in ('.csv', '.txt', '.tsv')
+
+# %% ../nbs/03_data.ipynb #50e50b02
+def download_args(
+    dest, # the photos' folder (fastai 2), a URL file (fastai 1: `url_file, dest`), or URLs (`urls, dest`)
+    url_file=None, # a text or CSV file of URLs (fastai 2), or the folder (fastai 1's second argument)
+    urls=None, # image URLs
+)->tuple: # (the folder, the URLs)
+    "The folder and the URLs meant by any of fastai 1's, fastai 2's and bearlab's ways of calling `download_images`."
+    if _is_listy(dest): dest, urls, url_file = url_file, dest, None  # download_images(urls, dest)
+    elif _is_listy(url_file): urls, url_file = url_file, None        # download_images(dest, urls)
+    elif url_file is not None and not Path(dest).is_dir() and (Path(dest).is_file() or
+                                   _url_file_like(dest) and not Path(url_file).is_file()):
+        dest, url_file = url_file, dest                               # fastai 1: download_images(url_file, dest)
+    if dest is None: raise DownloadError("Say which folder the photos go in: `download_images(path/'grizzly', urls=urls)`.")
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise DownloadError(f"{dest} is a file, not a folder: `dest` is the folder the photos go in, e.g. `path/'grizzly'`.")
+    if urls is None: urls = _read_url_file(url_file)
+    return dest, L([urls] if isinstance(urls, str) else list(urls))
+
+# %% ../nbs/03_data.ipynb #3db55db4
+def _read_url_file(url_file)->L:
+    "The URLs in `url_file`, or a `DownloadError` saying what to give instead."
+    if url_file is None:
+        raise DownloadError("No URLs to download: give `urls=search_images('grizzly bear')`, or "
+                            "`url_file=Path('urls_grizzly.txt')`, a file with one image URL a line.")
+    f = Path(url_file)
+    if not f.is_file():
+        what = 'a folder' if f.is_dir() else 'not there'
+        raise DownloadError(f"The URL file {f} is {what}: `url_file` is a text or CSV file with one image URL a line "
+                            "(the 2019 lesson saved one per class from the browser).")
+    return urls_from_file(f)
+
+# %% ../nbs/03_data.ipynb #2d89f3cc
+def download_images(
+    dest, # the folder for these photos, usually one class: `path/'grizzly'`
+    url_file=None, # a text or CSV file of image URLs, one a line
+    urls=None, # image URLs, e.g. from `search_images`
+    max_pics:int=1000, # download at most this many of the URLs
+    n_workers:int=8, # downloads at the same time
+    timeout:float=10, # seconds to wait for each server to answer or send more
+    preserve_filename:bool=False, # accepted for fastai's calls: files are always named by their content
+    max_bytes:int=MAX_BYTES, # refuse files larger than this
+    progress:bool=True, # show a progress bar
+    max_workers:int|None=None, # fastai 1's name for `n_workers`
+)->pd.DataFrame: # the manifest rows for the URLs, in order; also saved as `dest/downloads.csv`
+    "fastai's `download_images`, called any way fastai 1 or 2 allows: complete photos only, and a record of every URL."
+    dest, urls = download_args(dest, url_file, urls)
+    return download_urls(urls[:max_pics], dest, ifnone(max_workers, n_workers), timeout, max_bytes, progress)
 
 # %% ../nbs/03_data.ipynb #db5c862a
 QUARANTINE = '.bearlab-quarantine'
@@ -565,8 +630,21 @@ def _move_aside(f:Path, root:Path, to:Path)->Path:
     shutil.move(f, target)
     return target
 
+# %% ../nbs/03_data.ipynb #e426d75e
+_JOURNAL_COLS = ['file', 'moved_to', 'reason', 'time', 'action', 'sha256']
+
+def _journal(q:Path, rows:list)->pd.DataFrame:
+    "Add `rows` (dicts with file, moved_to, reason, action; sha256 of a shrunk copy) to the quarantine's journal."
+    now = datetime.now(timezone.utc).isoformat(timespec='seconds')
+    df = pd.DataFrame([{**r, 'time': now} for r in rows], columns=_JOURNAL_COLS)
+    if not rows: return df
+    f = q/'journal.csv'  # read and written whole: a journal from an older bearlab has fewer columns
+    old = pd.read_csv(f, dtype=str, keep_default_na=False) if f.exists() else None
+    pd.concat([old, df.astype(str)]).reindex(columns=_JOURNAL_COLS).fillna('').to_csv(f, index=False)
+    return df
+
 # %% ../nbs/03_data.ipynb #92cd8b8e
-def verify_images(
+def quarantine_images(
     path, # a dataset folder
     quarantine=None, # where to move bad files; default `path/.bearlab-quarantine`
     max_workers:int=4, # files checked at the same time
@@ -577,24 +655,84 @@ def verify_images(
     files = image_files(path)
     with ThreadPoolExecutor(max_workers) as ex: problems = list(ex.map(_problem, files))
     bad = [(f, p) for f,p in zip(files, problems) if p]
-    rows = [dict(file=f, moved_to=_move_aside(f, path, q), reason=p, time=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+    rows = [dict(file=f, moved_to=_move_aside(f, path, q), reason=p, action='quarantined')
             for f,p in (progress_bar(bad, leave=False) if progress and len(bad) > 20 else bad)]
-    df = pd.DataFrame(rows, columns=['file', 'moved_to', 'reason', 'time'])
-    if rows: df.to_csv(q/'journal.csv', mode='a', header=not (q/'journal.csv').exists(), index=False)
+    df = _journal(q, rows)
     print(f"{len(files)} files checked, {len(rows)} moved to {q}" + (' (see journal.csv there)' if rows else ''))
     return df[['file', 'moved_to', 'reason']]
 
 # %% ../nbs/03_data.ipynb #5b9b4ff7
+def _put_back(r, path:Path, q:Path)->Path:
+    "Undo one journal row: a quarantined file goes back beside the others; a shrunk photo's original replaces its copy."
+    shrunk = Path(r.file)
+    if getattr(r, 'action', '') == 'resized' and shrunk.is_file() and file_hash(shrunk) == r.sha256:
+        os.replace(r.moved_to, shrunk); return shrunk
+    return _move_aside(Path(r.moved_to), q, path)  # a photo that changed since is yours: the original goes beside it
+
 def unquarantine(
-    path, # the dataset folder given to `verify_images`
+    path, # the folder given to `quarantine_images` or `verify_images`
     quarantine=None, # the quarantine folder; default `path/.bearlab-quarantine`
 )->L: # where the files went back to
-    "Put every file `verify_images` moved back where it was (never over a file that is there now)."
+    "Put every file `quarantine_images` or `verify_images` moved back where it was (never over a photo of yours)."
     path = Path(path); q = Path(ifnone(quarantine, path/QUARANTINE))
-    if not (q/'journal.csv').exists(): return L()
-    back = L(_move_aside(Path(r.moved_to), q, path) for r in pd.read_csv(q/'journal.csv').itertuples() if Path(r.moved_to).exists())
-    (q/'journal.csv').rename(q/f'journal-restored-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.csv')
+    if not (q/'journal.csv').exists(): print(f"Nothing to put back: {q} has no journal.csv."); return L()
+    rows = pd.read_csv(q/'journal.csv', dtype=str, keep_default_na=False).itertuples()
+    back = L(_put_back(r, path, q) for r in reversed(list(rows)) if Path(r.moved_to).exists())  # newest first
+    (q/'journal.csv').rename(q/f'journal-restored-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.csv')
     return back
+
+# %% ../nbs/03_data.ipynb #36badf9f
+def _shrink(f:Path, root:Path, q:Path, max_size:int)->dict|None:
+    "Shrink the photo `f` to fit `max_size`, its original kept in the quarantine `q`; the journal row, if it was shrunk."
+    img = open_image(f)
+    if max(img.size) <= max_size: return None
+    with Image.open(f) as im: fmt = im.format or 'JPEG'
+    small = img.copy(); small.thumbnail((max_size, max_size), Image.Resampling.BILINEAR)
+    part = f.with_name(f'.{f.name}.part')
+    small.save(part, fmt, **({'quality': 90} if fmt == 'JPEG' else {}))
+    original = _move_aside(f, root, q); os.replace(part, f)
+    why = f'shrunk from {img.width}×{img.height} to fit max_size={max_size}'
+    return dict(file=f, moved_to=original, reason=why, action='resized', sha256=file_hash(f))
+
+# %% ../nbs/03_data.ipynb #603da9fe
+def _verify_folder(folder:Path, files:list, problems:list, delete:bool, max_size:int|None):
+    "fastai 1's `verify_images` on `folder`, safely: unreadable files quarantined, big photos shrunk, all undoable."
+    q = folder/QUARANTINE
+    bad = [dict(file=f, moved_to=_move_aside(f, folder, q), reason=p, action='quarantined')
+           for f,p in zip(files, problems) if p and delete]
+    shrunk = [r for f,p in zip(files, problems) if not p and max_size and (r := _shrink(f, folder, q, max_size))]
+    _journal(q, bad + shrunk)
+    if bad or shrunk:
+        print(f"{len(files)} files checked: {len(bad)} unreadable moved to {q}, {len(shrunk)} photos shrunk "
+              f"(their originals are there too). `unquarantine({str(folder)!r})` puts everything back.")
+
+# %% ../nbs/03_data.ipynb #a9435c62
+class DatasetError(BearlabError): "A dataset folder bearlab can't use as it is."
+
+def verify_images(
+    fns, # image files, e.g. `get_image_files(path)` (fastai 2); or a folder (fastai 1)
+    delete:bool=False, # with a folder: move the unreadable files to the quarantine (fastai 1 deleted them)
+    max_workers:int=4, # files checked at the same time
+    max_size:int|None=None, # with a folder: shrink photos whose longest side is larger, keeping the originals
+    recurse:bool=False, # with a folder: check its sub-folders too
+    dest='.', # fastai 1's folder for shrunk photos; bearlab shrinks in place, keeping the originals
+    n_channels:int=3, # fastai 1's; not used: `open_image` reads every photo as RGB
+    ext=None, # fastai 1's extension for shrunk photos; not used: they keep theirs
+    img_format=None, # fastai 1's format for shrunk photos; not used: they keep theirs
+    resume=None, # fastai 1's; not used
+    interp=None, # fastai 1's resampling filter; not used: bilinear
+)->L: # the files that aren't readable photos
+    "fastai's `verify_images`: the unreadable files among `fns`; fastai 1's folder form too, moving instead of deleting."
+    folder = None if _is_listy(fns) else Path(fns)
+    if folder is not None and not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder: give a folder of photos, or a list of files.")
+    if folder is None and (delete or max_size): print("`delete` and `max_size` work on a folder: nothing was moved.")
+    files = L(fns).map(Path) if folder is None else image_files(folder).filter(lambda f: recurse or f.parent == folder)
+    if not files: print(f"No photos to verify{' in ' + str(folder) if folder else ''}: is the path right?")
+    with ThreadPoolExecutor(max_workers) as ex: problems = list(ex.map(_problem, files))
+    failed = L(f for f,p in zip(files, problems) if p)
+    if folder is not None: _verify_folder(folder, files, problems, delete, max_size)
+    return failed
 
 # %% ../nbs/03_data.ipynb #ebe1e010
 def practice_dataset(
@@ -611,8 +749,6 @@ def practice_dataset(
     return path
 
 # %% ../nbs/03_data.ipynb #4161822c
-class DatasetError(BearlabError): "A dataset folder bearlab can't train on as it is."
-
 class OpenPhoto(Transform):
     "fastai's item opener through `open_image`: upright RGB, big JPEGs decoded at reduced scale."
     def __init__(self,
@@ -676,21 +812,89 @@ def _arch(arch):
     if arch in ('efficientnet_lite0', 'resnet18', 'resnet34'): return getattr(_models, arch)
     return arch  # any other name goes to timm through fastai (and needs a network for its weights)
 
+# %% ../nbs/03_data.ipynb #5802db21
+def imagenet_head(
+    arch, # the learner's model function
+    vocab:list, # its classes
+)->tuple|None: # (weight, bias) for a `LinearHead`, or None
+    "The pretrained ImageNet classifier's rows for `vocab`, when `arch` is Lite0 and every class is an ImageNet class."
+    idx = [imagenet_index(v) for v in vocab]
+    if arch is not _models.efficientnet_lite0 or None in idx: return None
+    c = _models.efficientnet_lite0().classifier
+    return c.weight[idx].detach().clone(), c.bias[idx].detach().clone()
+
+# %% ../nbs/03_data.ipynb #725ba0ed
+def _pooled_features(learn:Learner, items)->tuple:
+    "The pretrained body's pooled features of `items` (validation transforms), and their labels."
+    dl, body, head = learn.dls.test_dl(items, with_labels=True), learn.model[0], learn.model[1]
+    learn.model.eval(); X, y = [], []
+    with torch.no_grad():
+        for xb, yb in dl: X.append(head.pooled(body(xb)).float().cpu()); y.append(yb.cpu())
+    return torch.cat(X).numpy(), torch.cat(y).numpy()
+
+def _probe(X:np.ndarray, y:np.ndarray, n_out:int, C:float=1.0)->tuple:
+    "(weight, bias) of a logistic regression of `y` on `X`, for a linear layer with `n_out` outputs."
+    from sklearn.linear_model import LogisticRegression
+    if len(set(y.tolist())) < 2: raise DatasetError("The training photos are all of one class: a classifier needs two.")
+    lr = LogisticRegression(C=C, max_iter=2000).fit(X, y)
+    W, b = torch.zeros(n_out, X.shape[1]), torch.full((n_out,), -20.)  # a class never seen: never said
+    coef, icpt = (lr.coef_, lr.intercept_) if len(lr.classes_) > 2 else (np.vstack([0*lr.coef_, lr.coef_]), [0, lr.intercept_[0]])
+    W[lr.classes_], b[lr.classes_] = torch.tensor(coef, dtype=torch.float32), torch.tensor(np.array(icpt), dtype=torch.float32)
+    return W, b
+
+# %% ../nbs/03_data.ipynb #eb18134d
+def _probe_accuracy(X:np.ndarray, y:np.ndarray, C:float=1.0)->float:
+    "Out-of-fold accuracy of the linear probe: how well it does on photos it wasn't fitted to."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    k = min(5, np.bincount(y).min())
+    if k < 2: return 0.
+    return float((cross_val_predict(LogisticRegression(C=C, max_iter=2000), X, y, cv=k) == y).mean())
+
+# %% ../nbs/03_data.ipynb #f780910b
+def init_head(
+    learn:Learner, # a learner whose model is body + `LinearHead`
+    how:str='auto', # 'imagenet', 'probe', or 'auto': whichever of the two does better on the training photos
+    margin:float=0.02, # with 'auto', how much better (in accuracy) the probe must do to be chosen over ImageNet's rows
+)->dict: # `how` it was started, and the accuracy of each start on the training photos
+    "Start the learner's `LinearHead` from ImageNet's classifier rows for its classes, or from a linear probe."
+    if how not in ('auto', 'imagenet', 'probe'): raise DatasetError(f"`how` is 'auto', 'imagenet' or 'probe', not {how!r}.")
+    inet = imagenet_head(learn.arch, learn.dls.vocab) if how != 'probe' else None
+    if inet is None and how == 'imagenet':
+        raise DatasetError(f"Can't start from ImageNet's classifier: that needs efficientnet_lite0 and classes that are all "
+                           f"ImageNet classes, and this is {getattr(learn.arch, '__name__', learn.arch)} with {list(learn.dls.vocab)}.")
+    res = {'how': 'imagenet'}
+    if how != 'imagenet':
+        X, y = _pooled_features(learn, learn.dls.train.items)
+        if inet is not None:
+            res.update(imagenet=float(((X @ inet[0].T.numpy() + inet[1].numpy()).argmax(1) == y).mean()), probe=_probe_accuracy(X, y))
+        if inet is None or how == 'probe' or res['probe'] > res['imagenet'] + margin:
+            res['how'], inet = 'probe', _probe(X, y, learn.dls.c)
+    lin = learn.model[1].linear
+    with torch.no_grad(): lin.weight.copy_(inet[0]); lin.bias.copy_(inet[1])
+    return res
+
+# %% ../nbs/03_data.ipynb #c09aa9db
 @delegates(vision_learner)
 def bear_learner(
     dls:DataLoaders, # from `bear_dataloaders`
     arch='efficientnet_lite0', # 'efficientnet_lite0' (weights shipped), 'resnet18', 'resnet34', or a model function
     metrics=error_rate, # shown after each epoch
-    label_smoothing:float=0.1, # 0 for plain cross-entropy
+    head:str='linear', # 'linear': a `LinearHead` started by `init_head`; 'fastai': `vision_learner`'s own, random head
+    head_init:str='auto', # how `init_head` starts a linear head: 'auto', 'imagenet' or 'probe'
+    label_smoothing:float=0., # more than 0 for label-smoothing cross-entropy
     **kwargs,
 )->Learner:
-    "fastai's `vision_learner` for the bear classifier, working offline with the shipped Lite0 weights."
-    loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else None
-    return vision_learner(dls, _arch(arch), metrics=metrics, loss_func=loss, **kwargs)
+    "fastai's `vision_learner` for the bear classifier: offline Lite0 weights, and a head that starts from what they know."
+    arch, loss = _arch(arch), LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else None
+    custom = _models.LinearHead(_models.body_features(arch), dls.c) if head == 'linear' and callable(arch) else None
+    learn = vision_learner(dls, arch, metrics=metrics, loss_func=loss, custom_head=custom, **kwargs)
+    if custom is not None: learn.head_init = init_head(learn, head_init)['how']
+    return learn
 
 # %% ../nbs/03_data.ipynb #8bf1faf1
 class Diagnosis(str):
-    "What `diagnose` found: the message, with `.problem` a short key ('lr_too_high', 'too_many_epochs', 'too_few_epochs' or 'none')."
+    "What `diagnose` found: the message, with `.problem` a short key ('lr_too_high', 'lr_too_low', 'too_many_epochs', 'too_few_epochs' or 'none')."
     def __new__(cls, problem:str, message:str):
         self = super().__new__(cls, message); self.problem = problem; return self
     def __repr__(self): return str(self)
@@ -705,6 +909,10 @@ def _exploded(tl, vl, n_classes)->bool:
     chance = math.log(max(n_classes, 2))  # the loss of a model that guesses uniformly
     if not all(map(math.isfinite, tl + vl)): return True
     return max(tl[-1], vl[-1]) > 5*chance or (vl[-1] > 3*min(vl) and vl[-1] > chance)
+
+def _not_learning(vl, n_classes)->bool:
+    "A validation loss that ended no better than guessing."
+    return vl[-1] > 0.9*math.log(max(n_classes, 2))
 
 def _overfit(err)->int|None:
     "The epoch with the lowest error rate, if the error rate then rose clearly."
@@ -723,12 +931,17 @@ def diagnose(
     if _exploded(tl, vl, learn.dls.c):
         return Diagnosis('lr_too_high', f"Learning rate too high: the validation loss exploded (to {vl[-1]:.3g}). "
             "Start again with a new learner and a learning rate about 10 times smaller, or pick one with `learn.lr_find()`.")
+    if _not_learning(vl, learn.dls.c):
+        return Diagnosis('lr_too_low', f"Learning rate too low: after {len(vl)} epoch{'s'[:len(vl)>1]} the validation loss ({vl[-1]:.3f}) "
+            f"is no better than guessing ({math.log(max(learn.dls.c, 2)):.3f}). Start again with a new learner and a learning "
+            "rate about 10 times larger, or pick one with `learn.lr_find()`.")
     if (best := _overfit(err)) is not None:
         return Diagnosis('too_many_epochs', f"Too many epochs: the error rate fell to {err[best]:.1%} after epoch {best+1}, "
             f"then rose to {err[-1]:.1%}: the model is memorising its training photos (overfitting). Train a new learner for {best+1} epochs.")
-    if tl[-1] > vl[-1]:
-        return Diagnosis('too_few_epochs', f"Learning rate too low, or too few epochs: the training loss ({tl[-1]:.3f}) is still above "
-            f"the validation loss ({vl[-1]:.3f}). Train for more epochs, or with a higher learning rate (see `learn.lr_find()`).")
+    if tl[-1] > vl[-1] and (len(vl) == 1 or vl[-1] < min(vl[:-1])):
+        return Diagnosis('too_few_epochs', f"Too few epochs: the training loss ({tl[-1]:.3f}) is still above the validation loss "
+            f"({vl[-1]:.3f}){', which is still falling' if len(vl) > 1 else ''}. Train for more epochs and compare the error rate; on a few hundred photos "
+            "from the web, more can also be worse (`bench/finetune.py` measures it).")
     e = f", error rate {err[-1]:.1%}" if err else ''
-    return Diagnosis('none', f"None of the lesson's four problems shows: the training loss ({tl[-1]:.3f}) is below the validation "
-        f"loss ({vl[-1]:.3f}){e}. To do better, clean the data (`bearlab.clean`) or gather more photos.")
+    return Diagnosis('none', f"None of the lesson's four problems shows (training loss {tl[-1]:.3f}, validation loss {vl[-1]:.3f}{e}). "
+        "To do better, clean the data (`bearlab.clean`) or gather more photos.")

@@ -11,11 +11,11 @@ import numpy as np, torch
 from PIL import Image
 from fastcore.basics import patch
 from .images import BearlabError, open_image, MAX_PIXELS
-from .models import efficientnet_lite0, imagenet_classes, LITE0_STATS
+from .models import efficientnet_lite0, imagenet_classes, LITE0_STATS, BEAR_CLASSES, LinearHead, body_features
 
 # %% auto #0
-__all__ = ['BEAR_CLASSES', 'BEAR_DOMAIN', 'LITE0_PREPROCESS', 'ARCHS', 'Preprocess', 'fit_box', 'Prediction', 'Classifier',
-           'ModelLoadError', 'register_arch', 'export_bundle']
+__all__ = ['BEAR_DOMAIN', 'LITE0_PREPROCESS', 'ARCHS', 'Preprocess', 'fit_box', 'Prediction', 'Classifier', 'ModelLoadError',
+           'register_arch', 'export_bundle']
 
 # %% ../nbs/02_inference.ipynb #9450d832
 _PAD_MODES = {'zeros':'constant', 'reflection':'reflect', 'border':'edge'}
@@ -203,7 +203,6 @@ def predict(self:Classifier,
     return self.predict_batch([src])[0]
 
 # %% ../nbs/02_inference.ipynb #3f6581ab
-BEAR_CLASSES = {'black':295, 'grizzly':294, 'teddy':850} # fastbook's labels → ImageNet classes
 BEAR_DOMAIN = [294, 295, 296, 297, 850] # brown, American black, ice, sloth and teddy bears
 LITE0_PREPROCESS = Preprocess(224, 'squish', 224/256, *LITE0_STATS) # 256×256, central 224×224, [-1,1]
 
@@ -279,7 +278,8 @@ def save(self:Classifier,
     if arch not in ARCHS: raise ModelLoadError(f"Can't save a bundle for architecture {arch!r}: known ones are {', '.join(ARCHS)}.")
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     save_model(self.model, str(path/'model.safetensors'))
-    meta = dict(format='bearlab-bundle', version=1, arch=arch, n_out=len(self.vocab) if self.outputs is None else None,
+    head = 'linear' if any(isinstance(m, LinearHead) for m in self.model.children()) else 'fastai'
+    meta = dict(format='bearlab-bundle', version=1, arch=arch, head=head, n_out=len(self.vocab) if self.outputs is None else None,
                 vocab=self.vocab, preprocess=asdict(self.pre), outputs=self.outputs, domain=self.domain,
                 output_names=self.output_names, source=self.source, versions=_versions())
     (path/'bundle.json').write_text(json.dumps(meta, indent=1))
@@ -299,7 +299,8 @@ def _build(meta:dict)->torch.nn.Module:
     if builder == 'plain': return fn(pretrained=False)
     from fastai.vision.learner import create_vision_model, create_timm_model
     if isinstance(fn, str): return create_timm_model(fn, meta['n_out'], pretrained=False)[0]
-    return create_vision_model(fn, meta['n_out'], pretrained=False)
+    head = LinearHead(body_features(fn), meta['n_out']) if meta.get('head') == 'linear' else None
+    return create_vision_model(fn, meta['n_out'], pretrained=False, custom_head=head)
 
 def _load_bundle(path:Path)->Classifier:
     from safetensors.torch import load_model

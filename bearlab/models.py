@@ -4,16 +4,19 @@
 
 # %% ../nbs/01_models.ipynb #1ff7a70b
 from __future__ import annotations
-import warnings
+import os, urllib.parse, warnings
+from pathlib import Path
 warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated') # said by a dependency on import, not actionable
 import torch, timm
 from torch import nn
+from fastcore.meta import delegates
+from fastcore.basics import first
 from fastai.vision.learner import model_meta, default_split
 from .images import BearlabError
 
 # %% auto #0
-__all__ = ['LITE0_STATS', 'lite0_weights_path', 'match_by_position', 'efficientnet_lite0', 'imagenet_classes',
-           'WeightsUnavailableError', 'resnet18', 'resnet34']
+__all__ = ['LITE0_STATS', 'BEAR_CLASSES', 'lite0_weights_path', 'match_by_position', 'efficientnet_lite0', 'imagenet_classes',
+           'LinearHead', 'body_features', 'imagenet_index', 'WeightsUnavailableError', 'resnet18', 'resnet34']
 
 # %% ../nbs/01_models.ipynb #dd82a316
 LITE0_STATS = ([0.5,0.5,0.5], [0.5,0.5,0.5]) # the mean and std EfficientNet-Lite0 was trained with
@@ -55,20 +58,68 @@ def imagenet_classes()->list:
     from torchvision.models._meta import _IMAGENET_CATEGORIES
     return list(_IMAGENET_CATEGORIES)
 
+# %% ../nbs/01_models.ipynb #aae28668
+class LinearHead(nn.Sequential):
+    "A classifier head like the pretrained model's own: average pooling, dropout, one linear layer."
+    def __init__(self,
+        nf:int, # features the body gives (1280 for EfficientNet-Lite0, 512 for ResNet-18)
+        n_out:int, # classes
+        p:float=0.2, # dropout before the linear layer, as Lite0 was trained with
+    ): super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(nf, n_out))
+    def pooled(self,
+        x:torch.Tensor, # the body's output: batch × features × height × width
+    )->torch.Tensor: # batch × features
+        "The features the linear layer sees (before dropout)."
+        return self[1](self[0](x))
+    @property
+    def linear(self)->nn.Linear:
+        "The linear layer, whose weights a head starts from."
+        return self[-1]
+
+# %% ../nbs/01_models.ipynb #3431952e
+def body_features(
+    arch, # a model function `vision_learner` takes, e.g. `efficientnet_lite0`
+)->int: # the number of features its body gives the head
+    "How many features the body `vision_learner` cuts from `arch` gives its head."
+    from fastai.vision.learner import create_body
+    from fastai.callback.hook import num_features_model
+    meta = model_meta.get(arch, {})
+    model = arch(weights=None) if 'weights' in meta else arch(pretrained=False)
+    return num_features_model(create_body(model, 3, False, meta.get('cut')))
+
+# %% ../nbs/01_models.ipynb #d603c3fe
+BEAR_CLASSES = {'black':295, 'grizzly':294, 'teddy':850} # fastbook's labels → ImageNet classes
+
+def imagenet_index(
+    label:str, # a class name, e.g. a folder name: 'grizzly', 'ice bear', 'tabby'
+)->int|None: # the ImageNet class, or None
+    "The ImageNet class `label` names: one of the lesson's bears, an ImageNet class name, or that name with ' bear'."
+    key = str(label).strip().lower().replace('_', ' ')
+    if key in BEAR_CLASSES: return BEAR_CLASSES[key]
+    names = [n.lower() for n in imagenet_classes()]
+    return first(names.index(k) for k in (key, f'{key} bear') if k in names)
+
 # %% ../nbs/01_models.ipynb #27f25700
 class WeightsUnavailableError(BearlabError): "Pretrained weights that can't be downloaded or found in the cache."
 
-def _torchvision_model(name:str, pretrained:bool, url:str|None)->nn.Module:
+def _cached(url:str)->bool:
+    "Whether torch's hub cache (`$TORCH_HOME/hub/checkpoints`) already holds the file at `url`."
+    return (Path(torch.hub.get_dir())/'checkpoints'/Path(urllib.parse.urlsplit(url).path).name).exists()
+
+def _unavailable(name:str, url:str, why:str)->WeightsUnavailableError:
+    return WeightsUnavailableError(f"Couldn't download {name}'s pretrained weights from {url} ({why}). Without a network, "
+        "use `efficientnet_lite0` instead: its ImageNet weights ship with bearlab, e.g. `vision_learner(dls, efficientnet_lite0)`.")
+
+# %% ../nbs/01_models.ipynb #1804dfd0
+def _torchvision_model(name:str, pretrained:bool, url:str|None, weights=None, progress:bool=True, **kwargs)->nn.Module:
     import torchvision.models as tvm
-    m = getattr(tvm, name)(weights=None)
-    if not pretrained: return m
-    url = url or tvm.get_model_weights(name).DEFAULT.url
-    try: sd = torch.hub.load_state_dict_from_url(url, map_location='cpu', progress=True, check_hash=False)
-    except Exception as e:
-        raise WeightsUnavailableError(
-            f"Couldn't download {name}'s pretrained weights from {url} ({type(e).__name__}: {e}). "
-            f"Without a network, use `efficientnet_lite0` instead: its ImageNet weights ship with bearlab, "
-            f"e.g. `vision_learner(dls, efficientnet_lite0)`.") from None
+    m = getattr(tvm, name)(weights=None, **kwargs)
+    if not (pretrained or weights): return m
+    url = url or tvm.get_model_weights(name).verify(weights or 'DEFAULT').url
+    if os.environ.get('BEARLAB_OFFLINE', '') not in ('', '0') and not _cached(url):
+        raise _unavailable(name, url, 'BEARLAB_OFFLINE=1 is set, and they are not in the cache')
+    try: sd = torch.hub.load_state_dict_from_url(url, map_location='cpu', progress=progress, check_hash=False)
+    except Exception as e: raise _unavailable(name, url, f'{type(e).__name__}: {e}') from None
     m.load_state_dict(sd)
     return m
 
@@ -76,16 +127,17 @@ def _torchvision_model(name:str, pretrained:bool, url:str|None)->nn.Module:
 def resnet18(
     pretrained:bool=False, # download (or read from the cache) torchvision's ImageNet weights
     url:str|None=None, # where to download them from, if not torchvision's address
+    weights=None, # torchvision's way to ask for them, as fastai's `vision_learner` does: 'DEFAULT' or a weights enum
+    progress:bool=True, # show a progress bar while downloading
+    **kwargs, # passed to torchvision's `resnet18`, e.g. `num_classes`
 )->nn.Module:
     "torchvision's ResNet-18, with a clear error when its weights can't be had."
-    return _torchvision_model('resnet18', pretrained, url)
+    return _torchvision_model('resnet18', pretrained, url, weights, progress, **kwargs)
 
-def resnet34(
-    pretrained:bool=False, # download (or read from the cache) torchvision's ImageNet weights
-    url:str|None=None, # where to download them from, if not torchvision's address
-)->nn.Module:
+@delegates(resnet18)
+def resnet34(pretrained:bool=False, **kwargs)->nn.Module:
     "torchvision's ResNet-34, with a clear error when its weights can't be had."
-    return _torchvision_model('resnet34', pretrained, url)
+    return _torchvision_model('resnet34', pretrained, **{'url': None, **kwargs})
 
 # %% ../nbs/01_models.ipynb #d5702876
 import torchvision.models as _tvm

@@ -20,10 +20,11 @@ from fastcore.meta import delegates
 from .images import BearlabError
 
 # %% auto #0
-__all__ = ['linear_data', 'mse', 'least_squares', 'loss_surface', 'plot_loss_surface', 'steps_per_epoch', 'batch_indices',
+__all__ = ['linear_data', 'mse_loss', 'least_squares', 'loss_surface', 'plot_loss_surface', 'steps_per_epoch', 'batch_indices',
            'Trajectory', 'FitError', 'fit', 'LinePanel', 'LossPanel', 'SurfacePanel', 'frame_steps', 'FitAnimation',
-           'plot_fit', 'animate_fit', 'max_stable_lr', 'verdict', 'compare_lrs', 'two_class_data', 'sigmoid', 'bce',
-           'logistic_loss', 'fit_logistic', 'accuracy', 'BoundaryPanel', 'animate_logistic', 'Explorer', 'explore']
+           'plot_fit', 'animate_fit', 'max_stable_lr', 'verdict', 'compare_lrs', 'two_class_data', 'logistic', 'bce',
+           'logistic_loss', 'fit_logistic', 'logistic_accuracy', 'BoundaryPanel', 'animate_logistic', 'Explorer',
+           'explore']
 
 # %% ../nbs/05_sgd.ipynb #119de625
 def linear_data(
@@ -39,7 +40,7 @@ def linear_data(
     return x, x@torch.as_tensor(a, dtype=torch.float32) + noise*torch.randn(n, generator=g)
 
 # %% ../nbs/05_sgd.ipynb #69a74365
-def mse(
+def mse_loss(
     y_hat, # the predictions
     y,     # the targets, one per prediction
 ):
@@ -51,7 +52,7 @@ def least_squares(
     x, # the data: points × features
     y, # one target per point
 ):
-    "The `a` with the smallest `mse(x@a, y)`, from the formula: the answer gradient descent should reach."
+    "The `a` with the smallest `mse_loss(x@a, y)`, from the formula: the answer gradient descent should reach."
     return torch.linalg.lstsq(x, y[:,None]).solution[:,0]
 
 # %% ../nbs/05_sgd.ipynb #ed8b8f99
@@ -61,7 +62,7 @@ def loss_surface(
     a0s,              # 1-D grid of values for the slope
     a1s,              # 1-D grid of values for the intercept
 )->torch.Tensor:      # `len(a1s)×len(a0s)`: the loss at every pair, ready for `plt.contour(a0s, a1s, ...)`
-    "The `mse` of every line on the grid `a0s × a1s`, computed all at once."
+    "The `mse_loss` of every line on the grid `a0s × a1s`, computed all at once."
     A0, A1 = torch.meshgrid(torch.as_tensor(a0s, dtype=torch.float32), torch.as_tensor(a1s, dtype=torch.float32), indexing='xy')
     a = torch.stack([A0, A1], -1)       # every pair of parameters: shape (len(a1s), len(a0s), 2)
     return ((a@x.T - y)**2).mean(-1)    # each pair's predictions for every point, then its mse
@@ -80,13 +81,13 @@ def plot_loss_surface(
     ax=None,         # an axes to draw on; a new figure if None
     n:int=60,        # grid points along each side
 ):
-    "Contours of the loss surface of `mse` around `center`, the minimum marked with a star."
+    "Contours of the loss surface of `mse_loss` around `center`, the minimum marked with a star."
     best = least_squares(x, y)
     c = best if center is None else torch.as_tensor(center, dtype=torch.float32)
     a0s, a1s = torch.linspace(c[0]-radius, c[0]+radius, n), torch.linspace(c[1]-radius, c[1]+radius, n)
     L = loss_surface(x, y, a0s, a1s)
     if ax is None: _, ax = plt.subplots(figsize=(4,3.5), dpi=72)
-    ax.contour(a0s, a1s, L, levels=_levels(L, mse(x@best, y).item()), cmap='viridis', linewidths=0.8)
+    ax.contour(a0s, a1s, L, levels=_levels(L, mse_loss(x@best, y).item()), cmap='viridis', linewidths=0.8)
     ax.plot(*best, 'r*', ms=10)
     ax.set_xlabel('a0 (slope)'); ax.set_ylabel('a1 (intercept)')
     return ax
@@ -170,7 +171,7 @@ def fit(
     bs:int|None=None,          # mini-batch size; None is full-batch gradient descent
     seed:int=0,                # seeds the shuffling of mini-batches
     a0=(-1.,1.),               # where to start: the lesson's guess
-    loss_func=mse,             # `loss_func(x@a, y)`: the loss to go down
+    loss_func=mse_loss,        # `loss_func(x@a, y)`: the loss to go down
     blowup:float=100.,         # a loss this many times the first one means the fit diverged
 )->Trajectory:
     "Gradient descent on `loss_func(x@a, y)` with PyTorch autograd: full batch, or shuffled mini-batches of `bs`."
@@ -374,7 +375,7 @@ def animate_fit(
 def max_stable_lr(
     x, # the data: points × features (the targets do not matter)
 )->float: # the learning rate above which the fit diverges
-    "The learning rate above which full-batch gradient descent on `mse(x@a, y)` diverges: 2 ÷ the bowl's steepest curvature."
+    "The learning rate above which full-batch gradient descent on `mse_loss(x@a, y)` diverges: 2 ÷ the bowl's steepest curvature."
     x = torch.as_tensor(x, dtype=torch.float64)
     return 2/torch.linalg.eigvalsh(2*x.T@x/len(x)).max().item()
 
@@ -386,7 +387,7 @@ def verdict(
 )->str:              # 'diverges', 'just right' or 'too slow'
     "'diverges', 'just right' (99% of the way from the starting loss to the least-squares loss) or 'too slow'."
     if traj.diverged: return 'diverges'
-    best = mse(x@least_squares(x, y), y).item()
+    best = mse_loss(x@least_squares(x, y), y).item()
     left = (traj.final_loss - best)/max(traj.full_losses[0].item() - best, 1e-12)
     return 'just right' if left < 0.01 else 'too slow'
 
@@ -427,10 +428,10 @@ def two_class_data(
     x = torch.cat([centres + spread*torch.randn(n, 2, generator=g), torch.ones(n, 1)], 1)
     return x, y
 
-def sigmoid(
+def logistic(
     z, # scores: a tensor of any real numbers
 ):
-    "Squash any score into a probability between 0 and 1: `1/(1+exp(-z))`."
+    "The sigmoid (logistic function): squash any score into a probability between 0 and 1: `1/(1+exp(-z))`."
     return 1/(1 + torch.exp(-z))
 
 def bce(
@@ -446,7 +447,7 @@ def logistic_loss(
     scores, # `x@a`: any real numbers; positive means class 1 is more likely
     y,      # the true classes, 0. or 1.
 ):
-    "`bce(sigmoid(scores), y)`, computed from the scores so that no score is too big: mean of log(1+eˢ) - y·s."
+    "`bce(logistic(scores), y)`, computed from the scores so that no score is too big: mean of log(1+eˢ) - y·s."
     softplus = scores.clamp(min=0) + torch.log1p(torch.exp(-scores.abs()))  # log(1+eˢ), exp of negatives only
     return (softplus - y*scores).mean()
 
@@ -462,7 +463,7 @@ def fit_logistic(
     "Logistic regression by gradient descent: `fit` with `logistic_loss`, starting from all zeros."
     return fit(x, y, lr, steps=None if kwargs.get('epochs') else steps, a0=(0.,)*x.shape[1], loss_func=logistic_loss, **kwargs)
 
-def accuracy(
+def logistic_accuracy(
     a, # the parameters, e.g. `traj.a`
     x, # the data: points × features
     y, # the true classes, 0. or 1.
@@ -495,7 +496,7 @@ class BoundaryPanel:
     ):
         "Redraw the probabilities and the boundary at step `i`."
         a = self.traj.params[i]
-        self.img.set_data(sigmoid(self.grid@a))
+        self.img.set_data(logistic(self.grid@a))
         if a[1].abs() > 1e-6: self.line.set_data(self.g1, -(a[0]*self.g1 + a[2])/a[1])  # where x@a = 0
         self.ax.set_title(f'step {i}: a=({a[0]:.2f}, {a[1]:.2f}, {a[2]:.2f})', fontsize=9)
 

@@ -23,10 +23,10 @@ def main(n_images:int=300):
     tmp = Path(tempfile.mkdtemp())
     with ImageServer(n_images=n_images, size=320) as srv:
         urls = srv.result_urls('grizzly bear')
-        download_images(urls, tmp/'warmup', progress=False, timeout=4)  # the server caches its generated photos
+        download_images(tmp/"warmup", urls=urls, progress=False, timeout=4)  # the server caches its generated photos
         t = time.perf_counter(); fastai_download_images(tmp/'fastai', urls=urls, n_workers=8, timeout=4)
         t_fastai = time.perf_counter() - t
-        t = time.perf_counter(); df = download_images(urls, tmp/'bearlab', max_workers=8, timeout=4, progress=False)
+        t = time.perf_counter(); df = download_images(tmp/"bearlab", urls=urls, n_workers=8, timeout=4, progress=False)
         t_bearlab = time.perf_counter() - t
     n_fastai = len(image_files(tmp/'fastai'))
     n_ok = (df.status == 'ok').sum()

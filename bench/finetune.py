@@ -1,60 +1,74 @@
-"""Fine-tuning recipe: bearlab's (`bear_dataloaders` + `bear_learner` + `fine_tune(2)`) against plain fastai's, same photos, same process.
+"""Fine-tuning on real photos: bearlab's recipe, fastbook's recipe, and the built-in model with no training, same photos, same process.
 
-    python bench/finetune.py [DATASET] [--size 224] [--epochs 2] [--heldout 0.5]
+    python bench/finetune.py DATASET [--epochs 2] [--folds 2] [--only fastbook|bearlab|builtin]
 
-DATASET is a folder of class folders (e.g. ~400 bear photos downloaded with `search_images` + `download_images`).
-Half of it (by a stable hash) is held out; both recipes train on the rest and are scored on the held-out photos.
-Without DATASET, a generated practice dataset is used, with a warning: its classes are easy, so only the seconds mean much.
-Plain fastai: RandomSplitter(seed=42), Resize(224) + aug_transforms, vision_learner with the shipped Lite0 weights, fine_tune(2)."""
+DATASET is a folder of class folders (e.g. ../shared/data/realbears, or photos you downloaded with `search_images` +
+`download_images`). It is split in two halves by a stable hash of each photo's content; each recipe trains on one half and
+is scored on the other, then (with --folds 2, the default) the other way round, and the two scores are averaged.
+- fastbook: the book's recipe as chapter 2 states it: DataBlock(ImageBlock, CategoryBlock, RandomSplitter(0.2, seed=42),
+  parent_label, item_tfms=RandomResizedCrop(224, min_scale=0.5), batch_tfms=aug_transforms()), vision_learner(dls,
+  efficientnet_lite0, metrics=error_rate), fine_tune(2).
+- bearlab: the bears tutorial's recipe: bear_learner(bear_dataloaders(path)).fit_one_cycle(1): the head, started from
+  ImageNet's classifier (or a linear probe), trained for one epoch on the frozen body.
+- builtin: `Classifier.default()`, ImageNet's bear classes read by Lite0, no training (only when the classes are the lesson's).
+Without DATASET, generated practice photos are used, with a warning: they are easy, so only the seconds mean much."""
 import os, sys, argparse, shutil, tempfile, time, warnings
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # torch's threads sleep rather than spin when a core is busy
 from pathlib import Path
-import torch
+import numpy as np, torch
 from fastai.vision.all import *
-from bearlab.models import efficientnet_lite0
-from bearlab.data import (StableSplitter, bear_dataloaders, bear_learner, check_dataset, image_files, practice_dataset)
+from bearlab.models import efficientnet_lite0, BEAR_CLASSES
+from bearlab.inference import Classifier
+from bearlab.data import StableSplitter, bear_dataloaders, bear_learner, check_dataset, image_files, practice_dataset
 
-def split_heldout(src:Path, dest:Path, pct:float)->L:
-    "Copy the photos not held out into `dest` (same class folders); return the held-out files."
-    held, files = L(), image_files(src)
-    sp = StableSplitter(pct, salt='bench-heldout')
-    for f in files:
-        if sp.is_valid(f): held.append(f); continue
-        (dest/f.parent.name).mkdir(parents=True, exist_ok=True); shutil.copy(f, dest/f.parent.name/f.name)
-    return held
+def halves(src:Path, dest:Path)->tuple:
+    "Copy the photos of `src` into `dest/a` and `dest/b` (same class folders), split in two by a stable hash."
+    sp = StableSplitter(0.5, salt='bench-heldout')
+    for f in image_files(src):
+        d = dest/('b' if sp.is_valid(f) else 'a')/f.parent.name
+        d.mkdir(parents=True, exist_ok=True); shutil.copy(f, d/f.name)
+    return dest/'a', dest/'b'
 
 def heldout_accuracy(learn:Learner, files:L)->float:
-    dl = learn.dls.test_dl(files, with_labels=True)
-    preds, targs = learn.get_preds(dl=dl)
+    with learn.no_bar(): preds, targs = learn.get_preds(dl=learn.dls.test_dl(files, with_labels=True))
     return (preds.argmax(1) == targs).float().mean().item()
 
-def plain_fastai(path:Path, size:int, epochs:int)->Learner:
+def fastbook(path:Path, epochs:int)->Learner:
+    "fastbook chapter 2's recipe, with the Lite0 weights that work offline."
     dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, splitter=RandomSplitter(0.2, seed=42),
-                    get_y=parent_label, item_tfms=Resize(size), batch_tfms=aug_transforms()).dataloaders(path)
+                    get_y=parent_label, item_tfms=RandomResizedCrop(224, min_scale=0.5),
+                    batch_tfms=aug_transforms()).dataloaders(path)
     learn = vision_learner(dls, efficientnet_lite0, metrics=error_rate)
-    with learn.no_bar(): learn.fine_tune(epochs)
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune(epochs)
     return learn
 
-def bearlab_recipe(path:Path, size:int, epochs:int)->Learner:
-    learn = bear_learner(bear_dataloaders(path, size=size))
-    with learn.no_bar(): learn.fine_tune(epochs)
+def bearlab(path:Path, epochs:int)->Learner:
+    "The bears tutorial's recipe (`epochs` is fastbook's: bearlab trains one epoch of the head)."
+    learn = bear_learner(bear_dataloaders(path))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
     return learn
 
-def run(name, recipe, train, held, size, epochs):
+def builtin(held:L)->tuple:
+    "The built-in model's accuracy on `held` (no training), and its seconds."
+    t = time.perf_counter(); clf = Classifier.default()
+    acc = np.mean([p.label == f.parent.name for p, f in zip(clf.predict_batch(list(held)), held)])
+    return acc, time.perf_counter() - t
+
+def run(recipe, train:Path, held:L, epochs:int)->tuple:
+    "Held-out accuracy and seconds of training with `recipe` on `train`."
+    set_seed(0)
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        learn = recipe(train, size, epochs)
+        learn = recipe(train, epochs)
     secs = time.perf_counter() - t
-    acc = heldout_accuracy(learn, held)
-    print(f"{name:8s} held-out accuracy {acc:6.1%}   {secs:6.1f} s")
-    return acc, secs
+    return heldout_accuracy(learn, held), secs
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('dataset', nargs='?'); p.add_argument('--size', type=int, default=224)
-    p.add_argument('--epochs', type=int, default=2); p.add_argument('--heldout', type=float, default=0.5)
-    p.add_argument('--only', choices=['fastai', 'bearlab'])
+    p.add_argument('dataset', nargs='?'); p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--folds', type=int, choices=[1, 2], default=2)
+    p.add_argument('--only', choices=['fastbook', 'bearlab', 'builtin'])
     p.add_argument('--n', type=int, default=134, help='practice photos per class, without DATASET')
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
@@ -64,17 +78,26 @@ def main():
               "not the accuracy). For a real measurement: python bench/finetune.py path/to/bears")
         src = practice_dataset(tmp/'practice', n=a.n, size=640)
     classes = check_dataset(src)
-    held = split_heldout(src, tmp/'train', a.heldout)
-    n_train = len(image_files(tmp/'train'))
-    print(f"{src}: classes {list(classes)}, {n_train} photos to train on, {len(held)} held out; "
-          f"{a.size} px, fine_tune({a.epochs}), {torch.get_num_threads()} torch threads")
-    efficientnet_lite0()(torch.zeros(2, 3, 64, 64))  # warm up torch's CPU kernels so neither recipe pays for it
-    res = {}
-    if a.only != 'bearlab': res['fastai'] = run('fastai', plain_fastai, tmp/'train', held, a.size, a.epochs)
-    if a.only != 'fastai': res['bearlab'] = run('bearlab', bearlab_recipe, tmp/'train', held, a.size, a.epochs)
-    if len(res) == 2:
-        (fa, fs), (ba, bs) = res['fastai'], res['bearlab']
-        print(f"ratio bearlab/fastai: seconds {bs/fs:.2f}, held-out errors {(1-ba)/max(1-fa, 1e-9):.2f} "
-              f"({(1-ba)*len(held):.0f} vs {(1-fa)*len(held):.0f} of {len(held)} photos wrong)")
+    A, B = halves(src, tmp)
+    folds = [(A, B), (B, A)][:a.folds]
+    recipes = {'fastbook': fastbook, 'bearlab': bearlab}
+    names = [n for n in ('fastbook', 'bearlab', 'builtin') if a.only in (None, n)]
+    if 'builtin' in names and not set(classes) <= set(BEAR_CLASSES): names.remove('builtin')
+    print(f"{src}: classes {list(classes)}, halves of {len(image_files(A))} and {len(image_files(B))} photos; "
+          f"fine_tune({a.epochs}); {a.folds} fold(s); {torch.get_num_threads()} torch threads")
+    efficientnet_lite0()(torch.zeros(2, 3, 64, 64))  # warm up torch's CPU kernels so no recipe pays for it
+    res = {n: [] for n in names}
+    for i, (train, heldf) in enumerate(folds):
+        held = image_files(heldf)
+        for n in names:
+            acc, secs = builtin(held) if n == 'builtin' else run(recipes[n], train, held, a.epochs)
+            res[n].append((acc, secs))
+            print(f"fold {i+1}  {n:8s} held-out accuracy {acc:6.1%}  {secs:6.1f} s", flush=True)
+    print('mean over folds:')
+    for n, r in res.items():
+        print(f"  {n:8s} held-out accuracy {np.mean([x[0] for x in r]):6.1%}  {np.mean([x[1] for x in r]):6.1f} s")
+    if {'fastbook', 'bearlab'} <= set(res):
+        (fa, fs), (ba, bs) = [np.mean(res[n], 0) for n in ('fastbook', 'bearlab')]
+        print(f"ratio bearlab/fastbook: seconds {bs/fs:.2f}, held-out errors {(1-ba)/max(1-fa, 1e-9):.2f}")
 
 if __name__ == '__main__': main()

@@ -1,5 +1,6 @@
 "Tests of bearlab.clean: no data loss (hypothesis), label issues, the widget driven headless, bad input."
 import os, shutil, tempfile, warnings
+from types import SimpleNamespace
 from pathlib import Path
 import numpy as np, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -315,3 +316,143 @@ def test_cleaner_in_voila(tmp_path, page):
         assert 'Traceback' not in page.content()
         assert [e for e in page.console_errors if 'ERR_NAME_NOT_RESOLVED' not in e] == [] # offline: Voila's web fonts can't load
     finally: stop_server(proc)
+
+# --- fastai's ImageClassifierCleaner, for the book's code ----------------------------------------------
+
+from bearlab.clean import ImageClassifierCleaner, learner_items
+
+def bear_learner_on(path):
+    "An untrained Learner on `path`, as fastbook makes it (the cleaner only reads its DataLoaders)."
+    from bearlab.data import bear_dataloaders, bear_learner
+    return bear_learner(bear_dataloaders(path, size=64, bs=16, num_workers=0))
+
+@pytest.fixture
+def book(tmp_path):
+    "(dataset, Learner, cleaner kwargs): practice bears with a grizzly filed under black, a teddy under grizzly, a copied photo."
+    from bearlab.data import practice_dataset
+    path = practice_dataset(tmp_path/'bears', n=8)
+    shutil.move(path/'grizzly'/'000.jpg', path/'black'/'grizzly000.jpg')
+    shutil.move(path/'teddy'/'001.jpg', path/'grizzly'/'teddy001.jpg')
+    shutil.copy(path/'black'/'003.jpg', path/'black'/'003b.jpg')
+    return path, bear_learner_on(path), dict(embedder=PixelEmbedder(), cache_dir=tmp_path/'cache', progress=False)
+
+def decide_book(cl, path):
+    "The decisions of the book's example: delete the copy, relabel the two misfiled photos."
+    cl.choose(path/'black'/'003b.jpg', 'delete')
+    cl.choose(path/'black'/'grizzly000.jpg', 'relabel:grizzly')
+    cl.choose(path/'grizzly'/'teddy001.jpg', 'relabel:teddy')
+
+def book_loops(cleaner, path):
+    "fastbook chapter 2's two loops, verbatim."
+    for idx in cleaner.delete(): cleaner.fns[idx].unlink()
+    for idx,cat in cleaner.change(): shutil.move(str(cleaner.fns[idx]), path/cat)
+
+def test_classifier_cleaner_interface(book):
+    path, learn, kw = book
+    ns = {}; exec('from fastai.vision.widgets import *\nfrom bearlab.clean import *', ns)
+    assert ns['ImageClassifierCleaner'] is ImageClassifierCleaner # bearlab imported after fastai wins
+    cl = ImageClassifierCleaner(learn, max_n=5, height=100, width=200, opts=('ignored',), **kw)
+    assert (cl.page_size, cl.thumb, cl.root) == (5, 100, path.resolve())
+    assert len(cl.fns) == 25 and all(isinstance(f, Path) for f in cl.fns)
+    assert set(cl.fns) == {Path(f) for f in list(learn.dls.train.items) + list(learn.dls.valid.items)}
+    assert list(cl.fns) == list(cl.df.path) and cl.df.reason.map(lambda r: isinstance(r, str)).all()
+    valid = set(learn.dls.valid.items)
+    assert cl.df.split.tolist() == ['valid' if f in valid else 'train' for f in cl.fns] # the Learner's split
+    assert cl.delete() == [] and cl.change() == [] and type(cl.delete()).__name__ == 'L'
+    b = cl._repr_mimebundle_()
+    assert 'application/vnd.jupyter.widget-view+json' in b and b['text/plain'].startswith('ImageClassifierCleaner:')
+    assert ImageClassifierCleaner(learn, max_n=5, page_size=7, **kw).page_size == 7 # bearlab's own name wins
+
+def test_learner_items_labels_from_pipeline(book):
+    path, _, kw = book
+    from fastai.vision.all import ImageDataLoaders, Resize
+    from bearlab.data import bear_learner, image_files
+    dls = ImageDataLoaders.from_path_func(path, image_files(path), lambda f: f.parent.name.upper(), valid_pct=0.25, seed=0,
+                                          item_tfms=Resize(64), bs=8, num_workers=0)
+    files, labels = learner_items(bear_learner(dls))
+    assert labels == [f.parent.name.upper() for f in files] and len(files) == 25
+    cl = ImageClassifierCleaner(bear_learner(dls), **kw)
+    cl.choose(path/'grizzly'/'teddy001.jpg', 'relabel:TEDDY'); cl.choose(path/'grizzly'/'002.jpg', 'relabel:GRIZZLY')
+    assert cl.change() == [(cl.fns.index(path/'grizzly'/'teddy001.jpg'), 'TEDDY')] # relabelling to its own label is no change
+    fake = SimpleNamespace(dls=SimpleNamespace(train_ds=SimpleNamespace(items=files[:3]), valid_ds=SimpleNamespace(items=files[3:5])))
+    assert learner_items(fake) == (files[:5], [f.parent.name for f in files[:5]]) # no label pipeline: parent_label
+
+def test_classifier_decisions_survive_filters_and_pages(book):
+    path, learn, kw = book
+    cl = ImageClassifierCleaner(learn, max_n=4, **kw); cl.widget
+    cl.set_filter(label='black')
+    first = next(c for c in cl.grid.children if c.path.name != 'grizzly000.jpg'); first.menu.value = 'delete' # through the widget
+    cl.choose(path/'black'/'grizzly000.jpg', 'relabel:grizzly')
+    cl.filter_widgets['label'].value = 'grizzly'; cl.buttons['next'].click(); assert cl.page == 1
+    cl.choose(path/'grizzly'/'teddy001.jpg', 'relabel:teddy')
+    cl.set_filter(label='teddy', split='valid'); cl.go(2)
+    idx = {f: i for i, f in enumerate(cl.fns)}
+    want_change = sorted([(idx[path/'black'/'grizzly000.jpg'], 'grizzly'), (idx[path/'grizzly'/'teddy001.jpg'], 'teddy')])
+    assert cl.delete() == [idx[first.path]] and sorted(cl.change()) == want_change
+    cl2 = ImageClassifierCleaner(learn, **kw) # a kernel restart: the journal has it all
+    assert {cl2.fns[i] for i in cl2.delete()} == {first.path}
+    assert {(cl2.fns[i], c) for i, c in cl2.change()} == {(cl.fns[i], c) for i, c in cl.change()}
+    cl.choose(first.path, ''); assert cl.delete() == [] # undecided again
+    cl.choose(first.path, 'delete')
+    before = tree(path)
+    cl.apply() # bearlab's own way: carried out, so nothing is left for the book's loops
+    assert cl.delete() == [] and cl.change() == [] and (path/TRASH).exists()
+    book_loops(cl, path) # and running them does nothing
+    cl.undo(); assert tree(path) == before
+    assert cl.delete() == [idx[first.path]] and sorted(cl.change()) == want_change
+
+def test_book_loops(book):
+    path, learn, kw = book
+    cleaner = ImageClassifierCleaner(learn, **kw)
+    decide_book(cleaner, path)
+    assert len(cleaner.delete()) == 1 and len(cleaner.change()) == 2
+    book_loops(cleaner, path)
+    assert not (path/'black'/'003b.jpg').exists() and not (path/'black'/'grizzly000.jpg').exists()
+    assert (path/'grizzly'/'grizzly000.jpg').is_file() and (path/'teddy'/'teddy001.jpg').is_file()
+    assert not (path/TRASH).exists() # the book deletes for good
+    assert cleaner.delete() == [] and cleaner.change() == []
+    book_loops(cleaner, path) # a second run has nothing to do
+    # the same cleaner copes with files changed behind its back
+    assert '3 of 25 photos decided · 0 moves to apply' in cleaner.status()
+    assert cleaner.apply(dry_run=True) == [] and cleaner.apply() == []
+    cleaner.widget; cleaner.go(0); assert 'data:image/jpeg' in cleaner.to_html()
+    cleaner.refresh(); assert len(cleaner.df) == 22 # photos gone from where they were are left out
+
+def test_cleaner_after_book_loops(book, capsys):
+    path, learn, kw = book
+    cleaner = ImageClassifierCleaner(learn, **kw); decide_book(cleaner, path); book_loops(cleaner, path)
+    capsys.readouterr()
+    old = ImageClassifierCleaner(learn, **kw) # the Learner still lists the old paths
+    assert '3 of the Learner' in capsys.readouterr().out and len(old.fns) == 22
+    assert old.delete() == [] and old.change() == [] and old.apply(dry_run=True) == [] and old.apply() == []
+    fresh = ImageClassifierCleaner(bear_learner_on(path), **kw)
+    assert len(fresh.fns) == 24 and path/'grizzly'/'grizzly000.jpg' in fresh.fns
+    assert fresh.df.set_index('path').label[path/'teddy'/'teddy001.jpg'] == 'teddy'
+    assert fresh.status().startswith('0 of 24 photos decided · 0 moves to apply')
+    assert fresh.delete() == [] and fresh.apply(dry_run=True) == [] and fresh.apply() == []
+    before = tree(path)
+    fresh.choose(path/'teddy'/'teddy001.jpg', 'delete'); assert len(fresh.delete()) == 1
+    assert fresh.apply() == [('teddy/teddy001.jpg', f'{TRASH}/teddy/teddy001.jpg')]
+    fresh.undo(); assert tree(path) == before
+    fresh.choose(path/'teddy'/'teddy001.jpg', '') # undone, and undecided
+    plain = ImageCleaner(label_issues(path, **kw), **{k: kw[k] for k in ('embedder', 'cache_dir')})
+    assert len(plain.df) == 24 and plain.apply(dry_run=True) == [] and plain.apply() == []
+    j = Journal(path)
+    assert 'black/grizzly000.jpg' in j.decisions() and j.plan() == [] # a decision whose photo is gone applies to nothing
+
+def test_classifier_replaced_photo_not_listed(book):
+    path, learn, kw = book
+    cl = ImageClassifierCleaner(learn, **kw); decide_book(cl, path)
+    shutil.copy(path/'black'/'004.jpg', path/'black'/'003b.jpg') # another photo now has that name
+    assert cl.delete() == [] and len(cl.change()) == 2
+
+def test_classifier_cleaner_nothing_left(book):
+    path, learn, kw = book
+    for f in path.rglob('*.jpg'): f.unlink()
+    with pytest.raises(EmptyDatasetError, match='on disk any more'): ImageClassifierCleaner(learn, **kw)
+
+def test_gone_file_is_not_moved(tmp_path):
+    root = small_dataset(tmp_path/'ds'); j = Journal(root)
+    j.decide('black/0.jpg', 'delete'); j.decide('black/1.jpg', 'relabel', 'teddy')
+    (root/'black'/'0.jpg').unlink(); shutil.move(root/'black'/'1.jpg', root/'teddy'/'new.jpg')
+    assert j.plan() == [] and j.apply() == [] and j.cleaned_labels().name.str.startswith('black/').sum() == 1

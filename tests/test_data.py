@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import free_port
 from bearlab.images import open_image
 from bearlab.data import *
+from fastcore.foundation import L
 
 @pytest.fixture(scope='module')
 def srv():
@@ -36,7 +37,7 @@ def test_every_fault_is_a_manifest_row(srv, tmp_path):
     urls = [srv.url + p for p in EXPECTED] + [refused, '', '   ', 'garbage', 'ftp://x/y.jpg', srv.url + 'img/grizzly/1.jpg',
                                               srv.url + 'img/grizzly/1.jpg?ref=mirror']
     dest = tmp_path/'grizzly'
-    df = download_images(urls, dest, timeout=1.5, max_bytes=100_000, progress=False)
+    df = download_images(dest, urls=urls, timeout=1.5, max_bytes=100_000, progress=False)
     assert list(df.columns) == ['url', 'file', 'sha256', 'status', 'error'] and len(df) == len(urls)
     rows = {}
     for r in df.itertuples(): rows.setdefault(r.url, r)  # the first row of a repeated URL
@@ -54,10 +55,10 @@ def test_every_fault_is_a_manifest_row(srv, tmp_path):
 
 def test_rerun_fetches_only_what_failed(srv, tmp_path):
     urls = srv.result_urls('black bear')
-    first_run = download_images(urls, tmp_path/'black', progress=False, timeout=2)
+    first_run = download_images(tmp_path/'black', urls=urls, progress=False, timeout=2)
     n, removed = len(srv.requests), image_files(tmp_path/'black')[0]
     removed.unlink()  # cleaned away by the user: must not come back
-    again = download_images(urls, tmp_path/'black', progress=False, timeout=2)
+    again = download_images(tmp_path/'black', urls=urls, progress=False, timeout=2)
     assert sorted(srv.requests[n:]) == ['/fault/404', '/fault/page.jpg', '/fault/truncated.jpg']
     assert list(again.status) == list(first_run.status) and not removed.exists()
 
@@ -66,8 +67,47 @@ def test_urls_from_file(srv, tmp_path):
     f.write_text(f'\n{srv.url}img/teddy/0.jpg\n\n# saved from the browser\n"{srv.url}img/teddy/1.jpg",x\nnonsense\n')
     urls = urls_from_file(f)
     assert urls == [f'{srv.url}img/teddy/0.jpg', f'{srv.url}img/teddy/1.jpg', 'nonsense']
-    df = download_images(urls, tmp_path/'teddy', progress=False)
+    df = download_images(urls, tmp_path/'teddy', progress=False)  # bearlab 0.1's order still works
     assert list(df.status) == ['ok', 'ok', 'failed']
+
+def test_fastai_download_forms(srv, tmp_path):
+    "fastai 2's (dest, urls=), (dest, url_file=, max_pics=), fastai 1's (url_file, dest, max_pics=), with str paths."
+    urls = [srv.url + f'img/black/{i}.jpg' for i in range(4)]
+    f = tmp_path/'urls_black.csv'; f.write_text('\n'.join(urls + ['<html>garbage', '']))
+    assert list(download_images(tmp_path/'a', urls=urls, progress=False).status) == ['ok']*4
+    assert list(download_images(tmp_path/'b', url_file=f, max_pics=2, progress=False).status) == ['ok']*2
+    assert list(download_images(str(f), str(tmp_path/'c'), max_pics=200, progress=False).status) == ['ok']*4 + ['failed']
+    assert download_images(tmp_path/'d', f, progress=False).error.iloc[-1].startswith('not a web address')
+    for d, n in [('a', 4), ('b', 2), ('c', 4), ('d', 4)]: assert len(image_files(tmp_path/d)) == n; _only_photos(tmp_path/d)
+
+def test_fastai_download_bad_input(tmp_path, capsys):
+    "A missing URL file, a URL file that is a folder, a dest that is a file, no URLs: a message, nothing created."
+    (tmp_path/'photo.jpg').write_bytes(b'mine'); before = sorted(tmp_path.rglob('*'))
+    for call, words in [(lambda: download_images(tmp_path/'black', url_file=tmp_path/'urls.txt'), 'The URL file'),
+                        (lambda: download_images(tmp_path/'urls_black.csv', tmp_path/'black'), 'urls_black.csv is not there'),
+                        (lambda: download_images(tmp_path/'black', url_file=tmp_path), 'is a folder'),
+                        (lambda: download_images(tmp_path/'photo.jpg', urls=['http://127.0.0.1:9/x.jpg']), 'is a file, not a folder'),
+                        (lambda: download_images(tmp_path/'black'), 'No URLs to download')]:
+        with pytest.raises(DownloadError, match=words): call()
+    assert sorted(tmp_path.rglob('*')) == before and (tmp_path/'photo.jpg').read_bytes() == b'mine'
+
+def test_fastai_verify_forms(tmp_path, capsys):
+    "fastai 2: an L of unreadable files, nothing moved. fastai 1: a folder, delete=True and max_size, all undoable."
+    from fastai.vision.all import get_image_files, L
+    ds = practice_dataset(tmp_path/'ds', n=3, size=300)
+    (ds/'black'/'page.jpg').write_text('<html>not a bear</html>')
+    (ds/'black'/'cut.jpg').write_bytes((ds/'black'/'000.jpg').read_bytes()[:600])
+    failed = verify_images(get_image_files(ds))
+    assert isinstance(failed, L) and sorted(f.name for f in failed) == ['cut.jpg', 'page.jpg']
+    assert all(f.exists() for f in failed)
+    originals = {f: f.read_bytes() for f in image_files(ds)}
+    failed = verify_images(ds/'black', delete=True, max_size=100)
+    assert sorted(f.name for f in failed) == ['cut.jpg', 'page.jpg'] and not (ds/'black'/'cut.jpg').exists()
+    assert max(open_image(ds/'black'/'000.jpg').size) == 100 and max(open_image(ds/'grizzly'/'000.jpg').size) == 300
+    assert sorted(f.name for f in unquarantine(ds/'black')) == ['000.jpg', '001.jpg', '002.jpg', 'cut.jpg', 'page.jpg']
+    assert {f: f.read_bytes() for f in image_files(ds)} == originals
+    (ds/'empty').mkdir(); assert verify_images(ds/'empty') == [] and 'No photos to verify' in capsys.readouterr().out
+    with pytest.raises(DatasetError, match='is not a folder'): verify_images(ds/'nope')
 
 def test_search_local_and_unreachable(srv):
     urls = DuckDuckGo(srv.url, pause=0).search('teddy bear', max_images=8)
@@ -86,7 +126,7 @@ def test_verify_moves_never_deletes(tmp_path):
     (ds/'grizzly'/'page.jpg').write_text('<html>not a bear</html>')
     (ds/'black'/'cut.jpg').write_bytes((ds/'black'/'000.jpg').read_bytes()[:600])
     (ds/'black'/'empty.png').write_bytes(b'')
-    moved = verify_images(ds, progress=False)
+    moved = quarantine_images(ds, progress=False)
     assert sorted(Path(f).name for f in moved.file) == ['cut.jpg', 'empty.png', 'page.jpg']
     assert all(Path(m).exists() and QUARANTINE in str(m) for m in moved.moved_to)
     assert len(image_files(ds)) == 9 and (ds/QUARANTINE/'journal.csv').exists()
@@ -127,3 +167,26 @@ def test_dataloaders_and_learner(tmp_path):
     assert len(norm) == 1 and norm[0].mean.flatten().tolist() == [0.5]*3 == norm[0].std.flatten().tolist()
     (ds/'bad..name').mkdir(); shutil.copy(ds/'black'/'000.jpg', ds/'bad..name'/'x.jpg')
     with pytest.raises(DatasetError, match="can't be used as a label"): bear_dataloaders(ds, size=32)
+
+def test_unquarantine_undoes_newest_first_and_reads_old_journals(tmp_path, capsys):
+    "Shrunk twice: both undone, original back. A journal from bearlab 0.1 (4 columns) still works. A changed copy is kept."
+    import pandas as pd
+    ds = practice_dataset(tmp_path/'ds', n=2, size=400)
+    f, g = ds/'black'/'000.jpg', ds/'black'/'001.jpg'
+    before = {x: x.read_bytes() for x in (f, g)}
+    q = ds/'black'/QUARANTINE; q.mkdir()
+    pd.DataFrame(columns=['file', 'moved_to', 'reason', 'time']).to_csv(q/'journal.csv', index=False)  # bearlab 0.1
+    verify_images(ds/'black', max_size=300); verify_images(ds/'black', max_size=200)
+    g.write_bytes(b'my own edit')  # changed since it was shrunk: unquarantine must not write over it
+    back = unquarantine(ds/'black')
+    assert f.read_bytes() == before[f] and g.read_bytes() == b'my own edit'
+    assert {x.name for x in back} >= {'000.jpg', '001 (1).jpg'} and (ds/'black'/'001 (1).jpg').exists()
+
+def test_download_args_takes_any_collection(tmp_path):
+    import pandas as pd, numpy as np
+    urls = ['http://127.0.0.1:9/a.jpg', 'http://127.0.0.1:9/b.jpg']
+    for u in (urls, tuple(urls), pd.Series(urls), np.array(urls), L(urls)):
+        assert list(download_args(tmp_path/'x', urls=u)[1]) == urls
+    assert list(download_args(tmp_path/'x', urls=urls[0])[1]) == urls[:1]
+    (tmp_path/'odd.csv').mkdir()  # a folder that happens to be named like a URL file
+    with pytest.raises(DownloadError, match='The URL file'): download_args(tmp_path/'odd.csv', url_file=tmp_path/'none.txt')

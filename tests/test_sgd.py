@@ -63,12 +63,12 @@ def test_trajectory_shapes_and_first_step():
     assert t.params.shape == (25, 2) and t.losses.shape == (25,) and t.full_losses.shape == (25,)
     assert t.steps == 25 and t.diverged is False
     assert torch.equal(t.params[0], torch.tensor([-1., 1.]))          # the lesson's starting guess
-    assert torch.allclose(t.losses[0], mse(x@t.params[0], y))
+    assert torch.allclose(t.losses[0], mse_loss(x@t.params[0], y))
     assert t.final_loss < t.full_losses[-1] < t.full_losses[0]
     assert 'seed=0' in repr(t) and 'lr=0.1' in repr(t)
 
 def test_fit_uses_autograd_the_lesson_way():
-    "One step by hand equals one step of `fit`: a - lr * d(mse)/da."
+    "One step by hand equals one step of `fit`: a - lr * d(mse_loss)/da."
     x, y = linear_data(50)
     a = torch.tensor([-1., 1.])
     grad = 2*x.T@(x@a - y)/len(y)
@@ -232,8 +232,19 @@ def test_logistic_regression_learns():
     t = fit_logistic(x, y)
     assert t.params.shape == (60, 3) and not t.diverged
     assert math.isclose(t.full_losses[0], math.log(2), rel_tol=1e-5)
-    assert accuracy(t.a, x, y) > 0.85, 'two_class_data(seed=1)'
+    assert logistic_accuracy(t.a, x, y) > 0.85, 'two_class_data(seed=1)'
     assert t.final_loss < 0.4
+
+def test_star_import_keeps_fastai_names():
+    "`from bearlab.sgd import *` after `from fastai.vision.all import *` leaves fastai's `accuracy`, `mse` and `sigmoid` alone."
+    import bearlab.sgd
+    ns = {}
+    exec('from fastai.vision.all import *', ns)
+    fastai_names = {k: v for k, v in ns.items() if not k.startswith('_')}
+    assert not set(bearlab.sgd.__all__) & set(fastai_names)
+    exec('from bearlab.sgd import *', ns)
+    for name in ('accuracy', 'mse', 'sigmoid'): assert ns[name] is fastai_names[name], name
+    assert {'mse_loss', 'logistic', 'logistic_accuracy'} <= set(bearlab.sgd.__all__)
 
 def test_logistic_minibatches_and_animation():
     x, y = two_class_data(100)
