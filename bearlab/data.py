@@ -838,8 +838,9 @@ def _probe(X:np.ndarray, y:np.ndarray, n_out:int, C:float=1.0)->tuple:
     if len(set(y.tolist())) < 2: raise DatasetError("The training photos are all of one class: a classifier needs two.")
     lr = LogisticRegression(C=C, max_iter=2000).fit(X, y)
     W, b = torch.zeros(n_out, X.shape[1]), torch.full((n_out,), -20.)  # a class never seen: never said
-    coef, icpt = (lr.coef_, lr.intercept_) if len(lr.classes_) > 2 else (np.vstack([0*lr.coef_, lr.coef_]), [0, lr.intercept_[0]])
-    W[lr.classes_], b[lr.classes_] = torch.tensor(coef, dtype=torch.float32), torch.tensor(np.array(icpt), dtype=torch.float32)
+    coef, icpt = lr.coef_, lr.intercept_
+    if len(lr.classes_) == 2: coef, icpt = np.vstack([0*coef, coef]), np.array([0, icpt[0]])  # one row: class 1 vs class 0
+    W[lr.classes_], b[lr.classes_] = torch.tensor(coef, dtype=torch.float32), torch.tensor(icpt, dtype=torch.float32)
     return W, b
 
 # %% ../nbs/03_data.ipynb #eb18134d
@@ -867,7 +868,8 @@ def init_head(
     if how != 'imagenet':
         X, y = _pooled_features(learn, learn.dls.train.items)
         if inet is not None:
-            res.update(imagenet=float(((X @ inet[0].T.numpy() + inet[1].numpy()).argmax(1) == y).mean()), probe=_probe_accuracy(X, y))
+            inet_pred = (X @ inet[0].T.numpy() + inet[1].numpy()).argmax(1)
+            res.update(imagenet=float((inet_pred == y).mean()), probe=_probe_accuracy(X, y))
         if inet is None or how == 'probe' or res['probe'] > res['imagenet'] + margin:
             res['how'], inet = 'probe', _probe(X, y, learn.dls.c)
     lin = learn.model[1].linear

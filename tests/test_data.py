@@ -190,3 +190,13 @@ def test_download_args_takes_any_collection(tmp_path):
     assert list(download_args(tmp_path/'x', urls=urls[0])[1]) == urls[:1]
     (tmp_path/'odd.csv').mkdir()  # a folder that happens to be named like a URL file
     with pytest.raises(DownloadError, match='The URL file'): download_args(tmp_path/'odd.csv', url_file=tmp_path/'none.txt')
+
+def test_probe_two_classes_and_a_class_never_seen():
+    "The linear probe's rows fit a 3-output head when training has 2 classes: the third is never predicted."
+    import numpy as np, torch
+    from bearlab.data import _probe
+    rng = np.random.default_rng(0); X = rng.normal(size=(40, 5)); y = (X[:, 0] > 0).astype(int)
+    W, b = _probe(X, y, 3)
+    pred = (torch.tensor(X, dtype=torch.float32) @ W.T + b).argmax(1).numpy()
+    assert (pred == y).mean() > 0.9 and not (pred == 2).any()
+    with pytest.raises(DatasetError, match='all of one class'): _probe(X, np.zeros(40, int), 3)

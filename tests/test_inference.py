@@ -223,6 +223,8 @@ def test_bear_pipeline_export_agrees_with_learner(tmp_path):
         warnings.simplefilter('ignore')
         ours = Classifier.load(tmp_path/'export.pkl')
     bundle = Classifier.load(export_bundle(learn, tmp_path/'bundle'))
+    import json
+    assert json.loads((tmp_path/'bundle'/'bundle.json').read_text())['head'] == 'linear'  # bear_learner's LinearHead
     assert ours.pre.method == 'squish' and ours.pre.mean == (0.5, 0.5, 0.5)
     for f in image_files(path)[::5]:
         _, _, probs = learn.predict(f)
