@@ -827,7 +827,7 @@ def imagenet_head(
 def _pooled_features(learn:Learner, items)->tuple:
     "The pretrained body's pooled features of `items` (validation transforms), and their labels."
     dl, body, head = learn.dls.test_dl(items, with_labels=True), learn.model[0], learn.model[1]
-    learn.model.eval(); X, y = [], []
+    learn.model.to(learn.dls.device).eval(); X, y = [], []  # fastai moves it only in `fit`
     with torch.no_grad():
         for xb, yb in dl: X.append(head.pooled(body(xb)).float().cpu()); y.append(yb.cpu())
     return torch.cat(X).numpy(), torch.cat(y).numpy()
