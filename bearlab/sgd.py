@@ -384,12 +384,19 @@ def verdict(
     traj:Trajectory, # what `fit` returned
     x,               # the data it was fitted to: points × features
     y,               # one target per point
-)->str:              # 'diverges', 'just right' or 'too slow'
-    "'diverges', 'just right' (99% of the way from the starting loss to the least-squares loss) or 'too slow'."
-    if traj.diverged: return 'diverges'
+)->str:              # 'diverges', 'noisy', 'just right' or 'too slow'
+    "'diverges', 'just right' (99% of the way down, and staying), 'noisy' (got there, then bounced) or 'too slow'."
+    if traj.diverged or (traj.bs is None and traj.lr > max_stable_lr(x)): return 'diverges'
     best = mse_loss(x@least_squares(x, y), y).item()
-    left = (traj.final_loss - best)/max(traj.full_losses[0].item() - best, 1e-12)
-    return 'just right' if left < 0.01 else 'too slow'
+    losses = torch.cat([traj.full_losses.double(), torch.tensor([traj.final_loss], dtype=torch.float64)])
+    left = (losses - best)/max(losses[0].item() - best, 1e-12) # 1 at the start, 0 at the bottom
+    tail = left[-max(2, len(left)//4):]
+    if (tail < 0.01).all(): return 'just right'
+    ups = (tail.diff() > 0).double().mean().item() # how often the loss went up over the last quarter
+    bouncing = ups >= 1/3 or (left.min() < 0.01 and ups > 0)
+    big_steps = left[-1] <= 0.5 or traj.lr > max_stable_lr(x)/2 # far from the bottom with small steps is slow, not noisy
+    if bouncing and big_steps: return 'noisy'
+    return 'just right' if left.min() < 0.01 and not bouncing else 'too slow'
 
 # %% ../nbs/05_sgd.ipynb #4179562e
 @delegates(fit, but=['epochs'])
@@ -523,7 +530,11 @@ def _png(fig)->bytes:
 def _advice(traj, x, y)->str:
     v = verdict(traj, x, y)
     if v == 'diverges': return f'<b>Diverges</b> at step {traj.steps-1}: lower the learning rate (above {max_stable_lr(x):.2f} full-batch descent always blows up).'
-    if v == 'too slow': return f'<b>Too slow</b>: loss {traj.final_loss:.3g} after {traj.steps} steps. Raise the learning rate or take more steps.'
+    if v == 'too slow': return f'<b>Too slow</b>: loss {traj.final_loss:.3g} after {traj.steps} steps, still going down. Raise the learning rate or take more steps.'
+    if v == 'noisy':
+        low, last = traj.full_losses.min().item(), traj.full_losses[-max(2, traj.steps//4):]
+        return (f'<b>Noisy</b>: it reached the bottom (loss {low:.3g}) but bounces around it ({last.min():.3g} to {last.max():.3g} '
+                'over the last steps): each mini-batch pulls a slightly different way. Lower the learning rate, or use bigger batches.')
     best = least_squares(x, y)
     return f'<b>Just right</b>: a=({traj.a[0]:.2f}, {traj.a[1]:.2f}), loss {traj.final_loss:.3g}; the least-squares answer is ({best[0]:.2f}, {best[1]:.2f}).'
 

@@ -317,3 +317,21 @@ def test_explorer_in_voila(voila_explorer, page):
     assert 'Traceback' not in page.content()
     offline = 'ERR_NAME_NOT_RESOLVED'  # Voila's page asks a CDN for fonts; these machines have no internet
     assert [e for e in page.console_errors if offline not in e] == []
+
+def test_verdict_over_the_explorers_whole_range():
+    "Full batch: too slow, then just right, then diverges as lr grows. Mini-batches near the bottom with big steps: noisy."
+    from bearlab.sgd import _advice
+    x, y = linear_data()
+    lrs = [10**(k*0.25) for k in range(-12, 3)]  # the explorer's slider: 10^-3 to 10^0.5
+    full = [verdict(fit(x, y, lr=lr, steps=30), x, y) for lr in lrs]
+    order = {'too slow': 0, 'just right': 1, 'diverges': 2}
+    assert [order[v] for v in full] == sorted(order[v] for v in full) and set(full) == set(order), full
+    for bs in (100, 20, 10, 5, 1):
+        for seed in range(3):
+            vs = {lr: verdict(fit(x, y, lr=lr, bs=bs, steps=30, seed=seed), x, y) for lr in lrs}
+            assert all(vs[lr] == 'too slow' for lr in lrs if lr <= 0.01), (bs, seed, vs)
+            assert all(vs[lr] == 'diverges' for lr in lrs if lr >= 1.7), (bs, seed, vs)
+    for lr, bs in [(0.8, 10), (0.9, 5)]:  # reached the bottom, then bounced: not 'too slow'
+        for seed in range(3):
+            t = fit(x, y, lr=lr, bs=bs, steps=30, seed=seed)
+            assert verdict(t, x, y) == 'noisy' and 'Lower the learning rate, or use bigger batches' in _advice(t, x, y)
