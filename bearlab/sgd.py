@@ -136,7 +136,7 @@ class Trajectory:
     def how(self)->str:
         "How it was trained, in words, for titles."
         b = f'full batch of {self.n}' if self.bs is None else f'batches of {self.bs} ({steps_per_epoch(self.n, self.bs)} steps/epoch)'
-        return f'lr={self.lr:g}, {b}, seed={self.seed}'
+        return f'lr={self.lr:.3g}, {b}, seed={self.seed}'  # as the slider shows it: 2.82, not 2.81838
     def __repr__(self):
         end = f'diverged at step {self.steps-1}' if self.diverged else f'a=({self.a[0]:.3f}, {self.a[1]:.3f})' if len(self.a)==2 else f'a={[round(v, 3) for v in self.a.tolist()]}'
         return f'Trajectory({self.steps} steps, {self.how}: loss {self.full_losses[0]:.3g} → {self.final_loss:.3g}, {end})'
@@ -416,7 +416,7 @@ def compare_lrs(
     panels = []
     for j, t in enumerate(trajs):
         panels += [LinePanel(axs[0,j], t, x, y), SurfacePanel(axs[1,j], t, x, y)]
-        axs[1,j].set_title(f'lr={t.lr:g}: {verdict(t, x, y)}', fontsize=10, fontweight='bold')
+        axs[1,j].set_title(f'lr={t.lr:.3g}: {verdict(t, x, y)}', fontsize=10, fontweight='bold')
     fig.suptitle(f'{steps} steps each, seed={trajs[0].seed}', fontsize=10); fig.tight_layout(rect=(0, 0, 1, 0.97))
     anim = _animate(fig, panels, frame_steps(steps, frames))
     anim.trajs = trajs

@@ -335,3 +335,7 @@ def test_verdict_over_the_explorers_whole_range():
         for seed in range(3):
             t = fit(x, y, lr=lr, bs=bs, steps=30, seed=seed)
             assert verdict(t, x, y) == 'noisy' and 'Lower the learning rate, or use bigger batches' in _advice(t, x, y)
+
+def test_titles_show_the_learning_rate_as_the_slider_does():
+    x, y = linear_data()
+    assert 'lr=2.82,' in fit(x, y, lr=10**0.45, steps=2, bs=10).how and 'lr=0.8,' in fit(x, y, lr=0.8, steps=2).how
