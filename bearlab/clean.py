@@ -811,6 +811,9 @@ def keep_rest(self:ImageCleaner):
 @patch
 def _moved(self:ImageCleaner, moves:list):
     m = {(self.root/s).resolve(): self.root/d for s, d in moves}
+    back = getattr(self, '_trashed', pd.DataFrame(columns=['path'])).path.map(lambda p: Path(p).resolve() in m)
+    if back.any(): # photos `refresh` left out of the queue, back from the trash: into the queue again
+        self.df = pd.concat([self.df, self._trashed[back]], ignore_index=True); self._trashed = self._trashed[~back]
     self.df['path'] = [m.get(Path(p).resolve(), p) for p in self.df.path]
     self.df['label'] = [l if TRASH in Path(p).parts else Path(p).parent.name for p, l in zip(self.df.path, self.df.label)]
     self.decisions = self.journal.decisions()
@@ -850,7 +853,9 @@ def to_csv(self:ImageCleaner,
 @patch
 def refresh(self:ImageCleaner):
     "Re-rank the queue with what you decided so far."
-    self.df = refit(self.df[~self.df.path.map(lambda p: TRASH in Path(p).parts)], self.decisions, self.embedder, self.cache_dir)
+    trashed = self.df.path.map(lambda p: TRASH in Path(p).parts)
+    self._trashed = pd.concat([getattr(self, '_trashed', None), self.df[trashed]]) # kept for `undo` to bring back
+    self.df = refit(self.df[~trashed], self.decisions, self.embedder, self.cache_dir)
     self.page = 0; self.message = f"Re-ranked: about {self.df.attrs['n_label_issues']} label errors remain."; self._render()
 
 @patch
@@ -880,7 +885,9 @@ import html
 import ipywidgets as W
 
 def _safely(self, f, *args, **kw):
-    "Call `f`, showing a `BearlabError` in the status line rather than as a traceback."
+    "Call `f` for a click, after clearing what the last one said; a `BearlabError` shows in the status line."
+    if not self.journal.pending(): self.message = '' # an interrupted apply stays said until it is recovered
+    if self._w is not None: self.output.clear_output()
     try: f(*args, **kw)
     except BearlabError as e: self.message = str(e); self._render()
 

@@ -248,8 +248,12 @@ def test_widget_headless(tmp_path):
     cl2.buttons['refresh'].click()
     assert 'Re-ranked' in cl2.status_line.value and len(cl2.df) == 20
     cl2.buttons['undo'].click(); assert tree(root) == before
+    photos = [f for f in root.rglob('*.jpg') if TRASH not in f.parts]
+    assert sorted(Path(p).name for p in cl2.view().path) == sorted(f.name for f in photos)  # refresh, undo: all back in the queue
     cl2.buttons['undo'].click(); assert 'Nothing to undo' in cl2.status_line.value # an error shown, not raised
     p, n = cl2.reviewed(); assert (p, n) == (2, 5)
+    cl2.buttons['csv'].click(); assert 'Wrote' in cl2.status_line.value
+    cl2.grid.children[0].menu.value = 'keep'; assert 'Wrote' not in cl2.status_line.value  # says what the last action did
 
 # --- The real embedder, end to end ------------------------------------------------------------------
 
