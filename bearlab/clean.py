@@ -902,7 +902,7 @@ def _thumb(self:ImageCleaner, path)->bytes|None:
 @patch
 def _thumbnail(self:ImageCleaner, path)->W.Widget:
     t = self._thumb(path)
-    lay = W.Layout(width='100%', height=f'{self.thumb}px', object_fit='contain')
+    lay = W.Layout(width='100%', height=f'{self.thumb}px', object_fit='contain', margin='0') # no margin: fits the card
     return W.Image(value=t, format='jpeg', layout=lay) if t else W.HTML('<div style="color:#b00">can\'t be shown</div>', layout=lay)
 
 @patch
@@ -911,9 +911,9 @@ def _caption(self:ImageCleaner, r)->str:
     top = sorted((r.probs or {}).items(), key=lambda kv: -kv[1])[:3] if isinstance(r.probs, dict) else []
     probs = ' · '.join(f'{e(c)} {p:.0%}' for c, p in top)
     sugg = f' → <b>{e(r.pred)}</b>?' if isinstance(r.pred, str) and r.pred != r.label else ''
-    return (f'<div style="line-height:1.3;font-size:12px"><b>{e(r.label)}</b>{sugg} <span style="color:#888">{e(r.split)}</span><br>'
-            f'<span style="color:#555">{probs}</span><br><span style="color:#b00">{e(r.reason)}</span><br>'
-            f'<span style="color:#888">{e(Path(r.path).name)}</span></div>')
+    return (f'<div style="line-height:1.3;font-size:12px"><b>{e(r.label)}</b>{sugg} <span style="color:var(--jp-ui-font-color2,#777)">{e(r.split)}</span><br>'
+            f'<span style="color:var(--jp-ui-font-color1,#333)">{probs}</span><br><span style="color:var(--jp-error-color1,#b00)">{e(r.reason)}</span><br>'
+            f'<span style="color:var(--jp-ui-font-color2,#777)">{e(Path(r.path).name)}</span></div>')
 
 _BORDER = {'': '#ddd', 'keep': '#2a2', 'delete': '#c22'}
 
@@ -921,8 +921,8 @@ _BORDER = {'': '#ddd', 'keep': '#2a2', 'delete': '#c22'}
 def _card(self:ImageCleaner, r)->W.VBox:
     opts = self.choices(r); v = self.choice(r)
     if v not in [o[1] for o in opts]: opts.append((v.replace(':', ': '), v))
-    dd = W.Dropdown(options=opts, value=v, layout=W.Layout(width='100%'))
-    card = W.VBox([self._thumbnail(r.path), W.HTML(self._caption(r)), dd],
+    dd = W.Dropdown(options=opts, value=v, layout=W.Layout(width='100%', margin='0'))
+    card = W.VBox([self._thumbnail(r.path), W.HTML(self._caption(r), layout=W.Layout(margin='0')), dd],
                   layout=W.Layout(border=f"2px solid {_BORDER.get(v, '#26c')}", padding='4px'))
     def changed(ch):
         _safely(self, self.choose, r.path, ch.new)
@@ -943,7 +943,8 @@ def _build(self:ImageCleaner):
         kind=dd('problem', ['all', 'label', 'duplicate', 'leak', 'outlier', 'poor', 'unreadable'], self.filters['kind']),
         mismatch=W.Checkbox(description='prediction ≠ label', value=self.filters['mismatch'], indent=False))
     for k, w in self.filter_widgets.items(): w.observe(lambda ch, k=k: _safely(self, self.set_filter, **{k: ch.new}), names='value')
-    b = lambda desc, f, **kw: (btn := W.Button(description=desc, **kw), btn.on_click(lambda _: _safely(self, f)))[0]
+    b = lambda desc, f, **kw: (btn := W.Button(description=desc, layout=W.Layout(width='auto'), **kw),
+                              btn.on_click(lambda _: _safely(self, f)))[0]
     self.buttons = dict(prev=b('◀ previous', lambda: self.go(self.page-1)), next=b('next ▶', lambda: self.go(self.page+1)),
         keep_rest=b('keep the rest of this page', self.keep_rest), refresh=b('re-rank', self.refresh, tooltip='refit with your decisions'),
         preview=b('preview apply', lambda: self._preview()), apply=b('apply', self.apply, button_style='warning'),
@@ -956,6 +957,7 @@ def _build(self:ImageCleaner):
     self._w = W.VBox([W.HBox(list(self.filter_widgets.values())), self.grid,
                       W.HBox([bt['prev'], self.page_label, bt['next'], bt['keep_rest']]),
                       W.HBox([bt['refresh'], bt['preview'], bt['apply'], bt['undo'], bt['csv']]), self.status_line, self.output])
+    self._w.add_class('bearlab-cleaner')
     self._render()
 
 @patch

@@ -227,6 +227,7 @@ def test_widget_headless(tmp_path):
     df = label_issues(root, progress=False, **kw)
     cl = ImageCleaner(df, page_size=4, **kw); w = cl.widget
     assert cl.n_pages == 6 and len(cl.grid.children) == 4
+    assert 'var(--jp-ui-font-color1' in cl.to_html() and '#555' not in cl.to_html()  # theme colours, dark or light
     cl.filter_widgets['mismatch'].value = True
     assert all(r.pred != r.label for r in cl.view().itertuples())
     card = next(c for c in cl.grid.children if c.path.name == 'red0.jpg')
@@ -308,6 +309,11 @@ def test_cleaner_in_voila(tmp_path, page):
         page.goto(url, timeout=120_000)
         page.wait_for_selector('.bearlab-card img', timeout=180_000)
         assert page.locator('.bearlab-card').count() == 4
+        overflow = "els => els.filter(e => e.scrollWidth > e.clientWidth + 0.5).map(e => e.className + ': ' + e.scrollWidth + '>' + e.clientWidth)"
+        assert page.locator('.bearlab-card').evaluate_all(overflow) == []  # no card shows a scrollbar
+        assert page.locator('.bearlab-cleaner button').count() >= 8
+        assert page.locator('.bearlab-cleaner button').evaluate_all(overflow) == []  # no button label is cut
+        page.screenshot(path=str(tmp_path/'cleaner-voila.png'), full_page=True); print('screenshot:', tmp_path/'cleaner-voila.png')
         page.locator('.bearlab-choice select').first.select_option('delete')
         wait_until(lambda: [d['action'] for d in Journal(root).decisions().values()] == ['delete'])
         page.locator('.bearlab-apply').click()
