@@ -42,8 +42,8 @@ class BearApp:
         preview_size:int=384, # longest side of the photo shown back, in pixels
     ):
         self.classifier, self.preview_size = classifier or Classifier.default(), preview_size
-        self.upload = widgets.FileUpload(accept='image/*', multiple=False, description='Upload a photo')
-        self.preview = widgets.Image(format='jpeg', layout=widgets.Layout(max_width=f'{preview_size}px', display='none'))
+        self.upload = widgets.FileUpload(accept='image/*', multiple=False, description='Upload a photo', layout=widgets.Layout(width='auto'))
+        self.preview = widgets.Image(format='jpeg', layout=widgets.Layout(max_width='100%', display='none')).add_class('bearlab-preview')
         self.answer = widgets.HTML().add_class('bearlab-prediction')
         self.bars = widgets.HTML()
         self.error = widgets.HTML(layout=widgets.Layout(display='none')).add_class('bearlab-error')
@@ -77,6 +77,7 @@ def classify(self:BearApp,
         return self.show_error(f"{name}: something went wrong reading this photo ({type(e).__name__}). Try another one.")
     self.error.layout.display = 'none'
     self.preview.value, self.preview.layout.display = thumbnail(img, self.preview_size), None
+    self.preview.width = str(round(img.width*min(1, self.preview_size/max(img.size)))) # a small photo at its own size
     self.answer.value, self.bars.value = answer_html(pred), prob_bars(pred)
     return pred
 

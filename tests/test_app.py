@@ -25,6 +25,7 @@ def files(tmp_path_factory):
     (d/'notes.jpg').write_text('these are my notes, not a photo')
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (300, 400, 4), dtype=np.uint8), 'RGBA').save(d/'noise.png')
+    Image.fromarray(skdata.chelsea()).resize((96, 64)).save(d/'small.jpg', quality=90)
     return d
 
 def upload(page, path:Path):
@@ -58,3 +59,9 @@ def test_upload_predict_error_predict(voila, files, page):
     # the same file twice is a new upload too
     upload(page, files/'chelsea.jpg')
     pred.filter(has_text='Egyptian cat').wait_for(timeout=60_000)
+    assert page.locator('.bearlab-preview').evaluate('e => e.getBoundingClientRect().width') == 384
+    # a small photo is shown at its own size, not stretched; the upload button shows its whole label
+    upload(page, files/'small.jpg')
+    page.wait_for_function("() => document.querySelector('.bearlab-preview').getBoundingClientRect().width < 200", timeout=60_000)
+    assert page.locator('.bearlab-preview').evaluate('e => e.getBoundingClientRect().width') == 96
+    assert page.locator('.widget-upload').first.evaluate('e => e.scrollWidth <= e.clientWidth')
