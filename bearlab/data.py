@@ -630,6 +630,17 @@ def _move_aside(f:Path, root:Path, to:Path)->Path:
     shutil.move(f, target)
     return target
 
+# %% ../nbs/03_data.ipynb #4f858565
+def _problems(files:list, max_workers:int=4, progress:bool=False)->list:
+    "Why each of `files` is not a usable photo (None for those that are), checked in parallel."
+    with ThreadPoolExecutor(max_workers) as ex:
+        res = ex.map(_problem, files)
+        return list(progress_bar(res, total=len(files), leave=False) if progress and len(files) > 20 else res)
+
+def _quarantine(files:list, problems:list, root:Path, q:Path)->list:
+    "Move each of `files` that has a problem into the quarantine `q`, keeping its place under `root`; journal rows."
+    return [dict(file=f, moved_to=_move_aside(f, root, q), reason=p, action='quarantined') for f,p in zip(files, problems) if p]
+
 # %% ../nbs/03_data.ipynb #e426d75e
 _JOURNAL_COLS = ['file', 'moved_to', 'reason', 'time', 'action', 'sha256']
 
@@ -653,10 +664,7 @@ def quarantine_images(
     "Move every image file under `path` that isn't a readable photo to a quarantine folder, and say why."
     path = Path(path); q = Path(ifnone(quarantine, path/QUARANTINE))
     files = image_files(path)
-    with ThreadPoolExecutor(max_workers) as ex: problems = list(ex.map(_problem, files))
-    bad = [(f, p) for f,p in zip(files, problems) if p]
-    rows = [dict(file=f, moved_to=_move_aside(f, path, q), reason=p, action='quarantined')
-            for f,p in (progress_bar(bad, leave=False) if progress and len(bad) > 20 else bad)]
+    rows = _quarantine(files, _problems(files, max_workers, progress), path, q)
     df = _journal(q, rows)
     print(f"{len(files)} files checked, {len(rows)} moved to {q}" + (' (see journal.csv there)' if rows else ''))
     return df[['file', 'moved_to', 'reason']]
@@ -698,8 +706,7 @@ def _shrink(f:Path, root:Path, q:Path, max_size:int)->dict|None:
 def _verify_folder(folder:Path, files:list, problems:list, delete:bool, max_size:int|None):
     "fastai 1's `verify_images` on `folder`, safely: unreadable files quarantined, big photos shrunk, all undoable."
     q = folder/QUARANTINE
-    bad = [dict(file=f, moved_to=_move_aside(f, folder, q), reason=p, action='quarantined')
-           for f,p in zip(files, problems) if p and delete]
+    bad = _quarantine(files, problems, folder, q) if delete else []
     shrunk = [r for f,p in zip(files, problems) if not p and max_size and (r := _shrink(f, folder, q, max_size))]
     _journal(q, bad + shrunk)
     if bad or shrunk:
@@ -729,7 +736,7 @@ def verify_images(
     if folder is None and (delete or max_size): print("`delete` and `max_size` work on a folder: nothing was moved.")
     files = L(fns).map(Path) if folder is None else image_files(folder).filter(lambda f: recurse or f.parent == folder)
     if not files: print(f"No photos to verify{' in ' + str(folder) if folder else ''}: is the path right?")
-    with ThreadPoolExecutor(max_workers) as ex: problems = list(ex.map(_problem, files))
+    problems = _problems(files, max_workers)
     failed = L(f for f,p in zip(files, problems) if p)
     if folder is not None: _verify_folder(folder, files, problems, delete, max_size)
     return failed
