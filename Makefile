@@ -4,7 +4,7 @@ PY := .venv/bin/python
 PORT ?= 8866
 MODEL ?=
 
-.PHONY: app test sync readme docs bench serve clean-venv
+.PHONY: app test sync readme docs docs-tool bench serve lab clean-venv
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -28,6 +28,10 @@ app: .venv/.installed
 	@echo "bearlab app: http://127.0.0.1:$(PORT)"
 	.venv/bin/bearlab app --port $(PORT) $(if $(MODEL),--model $(MODEL),)
 
+# JupyterLab on this project's notebooks, from .venv (the dev install brings jupyterlab and the widgets' extension).
+lab: .venv/.installed-dev
+	.venv/bin/jupyter lab --notebook-dir=nbs $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 serve: .venv/.installed
 	.venv/bin/bearlab serve $(if $(MODEL),--model $(MODEL),)
 
@@ -35,20 +39,27 @@ serve: .venv/.installed
 sync: .venv/.installed-dev
 	.venv/bin/nbdev_clean
 	.venv/bin/nbdev_export
-	$(PY) -c "from bearlab.docs import build_readme; build_readme()"
-	@git diff --exit-code --stat -- nbs bearlab README.md || { echo "Notebooks, library and README are out of sync: run 'make sync' and commit."; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- bearlab)" || { git status --short -- bearlab; echo "Exported modules not committed."; exit 1; }
+	.venv/bin/nbdev_clean --fname tools/docs.ipynb
+	$(MAKE) --no-print-directory readme
+	@git diff --exit-code --stat -- nbs bearlab tools README.md || { echo "Notebooks, library and README are out of sync: run 'make sync' and commit."; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- bearlab tools)" || { git status --short -- bearlab tools; echo "Exported modules not committed."; exit 1; }
 
-readme: .venv/.installed-dev
-	$(PY) -c "from bearlab.docs import build_readme; build_readme()"
+# The docs tooling is dev tooling, not part of the package: tools/docs.ipynb, exported to tools/docs.py outside bearlab/.
+docs-tool: .venv/.installed-dev
+	$(PY) -c "from nbdev.export import nb_export; nb_export('tools/docs.ipynb', 'tools')"
 
-docs: .venv/.installed-dev
-	$(PY) -c "from bearlab.docs import build_site; build_site()"
+# README.md from nbs/index.ipynb; also refreshes nbs/nbdev.yml and nbs/sidebar.yml (refresh_docs_config).
+readme: docs-tool
+	$(PY) -c "from tools.docs import build_readme; build_readme()"
+
+docs: docs-tool
+	$(PY) -c "from tools.docs import build_site; build_site()"
 
 # torch's OpenMP threads spin while waiting; with two notebooks or servers sharing 2 cores that is ~10x slower.
 test: export OMP_WAIT_POLICY = PASSIVE
 test: .venv/.installed-dev /usr/bin/chromium sync
 	.venv/bin/nbdev_test --n_workers 2 --timing
+	.venv/bin/nbdev_test --path tools/docs.ipynb --timing
 	.venv/bin/pytest
 
 bench: .venv/.installed-dev

@@ -9,10 +9,16 @@ __all__ = []
 from .images import *
 from .models import *
 from .inference import *
+from .files import *
+from .search import *
+from .download import *
 from .data import *
+from .journal import *
+from .issues import *
 from .clean import *
 from .sgd import *
 from .app import *
-from . import images, models, inference, data, clean, sgd, app
+from . import images, models, inference, files, search, download, data, journal, issues, clean, sgd, app
 
-__all__ = [n for m in (images, models, inference, data, clean, sgd, app) for n in m.__all__]
+__all__ = list(dict.fromkeys(n for m in (images, models, inference, files, search, download, data, journal, issues, clean, sgd, app)
+                             for n in m.__all__)) # `clean` gives the journal's and the scoring's names again

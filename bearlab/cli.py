@@ -8,7 +8,7 @@ import argparse, os, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['app_notebook', 'voila_command', 'parser', 'main']
+__all__ = ['app_notebook', 'voila_command', 'app_env', 'parser', 'main']
 
 # %% ../nbs/08_cli.ipynb #6bd1171f
 def app_notebook(
@@ -36,18 +36,34 @@ def voila_command(
 )->list: # the command line, ready for `subprocess` or `os.execv`
     "How to start Voila on `notebook`."
     return [sys.executable, '-m', 'voila', str(notebook), f'--port={port}', f'--Voila.ip={host}', '--no-browser',
-            '--show_tracebacks=False', f'--Voila.root_dir={Path(notebook).parent}']
+            '--show_tracebacks=False', f'--Voila.root_dir={Path(notebook).parent}',
+            '--MappingKernelManager.cull_interval=60', '--MappingKernelManager.cull_idle_timeout=600'] # see above
 
 # %% ../nbs/08_cli.ipynb #1402ff56
+def app_env(
+    model:str|None=None, # `--model`: a model's path, or None for the built-in one
+    feedback:str|None=None, # `--feedback`: the folder for photos flagged as wrong, or None to keep nothing
+    environ:dict|None=None, # the environment to start from (default: this process's)
+)->dict: # the environment for Voila's kernel
+    "The environment that tells the app notebook its model and its feedback folder."
+    env = dict(os.environ if environ is None else environ)
+    env.pop('BEARLAB_FEEDBACK', None) # feedback is on only when asked for on this command line
+    if model:
+        path = Path(model).resolve()
+        if not path.exists(): sys.exit(f"bearlab app: there is no model at {path}")
+        env['BEARLAB_MODEL'] = str(path)
+    if feedback:
+        path = Path(feedback).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        env['BEARLAB_FEEDBACK'] = str(path)
+    return env
+
 def _app(args):
-    nb = app_notebook()
-    env = dict(os.environ)
-    if args.model:
-        model = Path(args.model).resolve()
-        if not model.exists(): sys.exit(f"bearlab app: there is no model at {model}")
-        env['BEARLAB_MODEL'] = str(model)
-    print(f"bearlab app: http://{args.host}:{args.port}  (model: {args.model or 'ImageNet bears, built in'}; Ctrl-C stops it)", flush=True)
-    cmd = voila_command(nb, args.port, args.host)
+    env = app_env(args.model, args.feedback)
+    kept = f"; photos flagged as wrong are kept in {env['BEARLAB_FEEDBACK']}" if args.feedback else ''
+    print(f"bearlab app: http://{args.host}:{args.port}  (model: {args.model or 'ImageNet bears, built in'}{kept}; "
+          "Ctrl-C stops it)", flush=True)
+    cmd = voila_command(app_notebook(), args.port, args.host)
     os.execve(cmd[0], cmd, env)
 
 def _serve(args):
@@ -63,6 +79,7 @@ def parser()->argparse.ArgumentParser:
     a.add_argument('--model', help='a fastai export.pkl or a bearlab bundle (default: ImageNet bears, built in)')
     a.add_argument('--port', type=int, default=8866)
     a.add_argument('--host', default='127.0.0.1')
+    a.add_argument('--feedback', metavar='DIR', help="keep the photos people flag as wrong in DIR (default: keep nothing)")
     a.set_defaults(func=_app)
     s = sub.add_parser('serve', help='serve the classify API (uvicorn)')
     s.add_argument('--model', help='a fastai export.pkl or a bearlab bundle (default: ImageNet bears, built in)')

@@ -6,12 +6,13 @@
 from __future__ import annotations
 import io, warnings
 from pathlib import Path
-import numpy as np
+import numpy as np, pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'BearlabError', 'ImageError', 'EmptyImageError', 'NotAnImageError', 'TruncatedImageError',
-           'ImageTooLargeError', 'photo_bytes', 'describe_bytes', 'to_rgb', 'open_image', 'thumbnail']
+__all__ = ['PHOTO_FORMATS', 'MAX_UPLOAD_BYTES', 'MAX_PIXELS', 'BearlabError', 'ImageError', 'EmptyImageError', 'NotAnImageError',
+           'TruncatedImageError', 'ImageTooLargeError', 'photo_bytes', 'describe_bytes', 'to_rgb', 'open_image',
+           'thumbnail']
 
 # %% ../nbs/00_images.ipynb #de853e7b
 class BearlabError(Exception):
@@ -22,6 +23,11 @@ class EmptyImageError(ImageError): "The file has no bytes at all."
 class NotAnImageError(ImageError): "The bytes are not an image format bearlab can read."
 class TruncatedImageError(ImageError): "The image stops part-way: the download or copy was cut off."
 class ImageTooLargeError(ImageError): "More pixels than allowed: a decompression bomb, or simply too big."
+
+# %% ../nbs/00_images.ipynb #f114577d
+pillow_heif.register_heif_opener() # HEIC and HEIF through `Image.open`, for bearlab and fastai alike
+PHOTO_FORMATS = 'JPEG, PNG, HEIC, WebP, AVIF, GIF, BMP or TIFF' # what bearlab reads, in words
+MAX_UPLOAD_BYTES = 50_000_000 # the largest photo the app and the API take in (50 MB)
 
 # %% ../nbs/00_images.ipynb #5105f8f9
 def photo_bytes(
@@ -35,7 +41,7 @@ def photo_bytes(
         data = p.read_bytes()
     elif hasattr(src, 'read'): data = src.read()
     else: raise ImageError(f"Can't read a photo from a {type(src).__name__}: give bytes, a path or a PIL image.")
-    if not data: raise EmptyImageError("The file is empty (0 bytes). Choose a photo file: JPEG, PNG, GIF, WebP, BMP or TIFF.")
+    if not data: raise EmptyImageError(f"The file is empty (0 bytes). Choose a photo file: {PHOTO_FORMATS}.")
     return data
 
 # %% ../nbs/00_images.ipynb #b53f17b7
@@ -80,7 +86,7 @@ def _open(data:bytes, max_pixels:int)->Image.Image:
         except Image.DecompressionBombError: img = None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             raise NotAnImageError(f"This file is not a photo bearlab can read: it looks like {describe_bytes(data)}. "
-                                  "Choose a JPEG, PNG, GIF, WebP, BMP or TIFF image.") from None
+                                  f"Choose a {PHOTO_FORMATS} image.") from None
     if img is None or img.width*img.height > max_pixels:
         size = '' if img is None else f' ({img.width}×{img.height} = {img.width*img.height/1e6:.0f} megapixels)'
         raise ImageTooLargeError(f"This image is too large{size}: the limit is {max_pixels/1e6:.0f} megapixels. "
@@ -122,5 +128,6 @@ def thumbnail(
     "A small JPEG of `img`, for showing in a page."
     img = to_rgb(img).copy()
     img.thumbnail((size, size))
-    b = io.BytesIO(); img.save(b, 'JPEG', quality=85)
+    b = io.BytesIO()
+    img.save(b, 'JPEG', quality=85)
     return b.getvalue()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_serve.ipynb #a05c11da
 from __future__ import annotations
-import asyncio, http.client, ipaddress, logging, os, socket, ssl, time
+import asyncio, http.client, ipaddress, logging, os, socket, ssl, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,14 +20,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from .inference import Classifier
+from .runtime import THREADS_ENV, threads
 from .images import (BearlabError, ImageError, EmptyImageError, NotAnImageError, TruncatedImageError,
-                            ImageTooLargeError, MAX_PIXELS, open_image)
+                            ImageTooLargeError, MAX_PIXELS, MAX_UPLOAD_BYTES, PHOTO_FORMATS, open_image)
 
 # %% auto #0
-__all__ = ['MAX_URL_LENGTH', 'MAX_FETCH_BYTES', 'log', 'IMAGE_STATUS', 'ENDPOINTS', 'MAX_UPLOAD_BYTES', 'MODEL_ENV',
-           'THREADS_ENV', 'ServeError', 'URLRefusedError', 'FetchError', 'is_public_address', 'resolve_host', 'Target',
-           'check_url', 'PinnedHTTPConnection', 'PinnedHTTPSConnection', 'Fetcher', 'error_status', 'error_response',
-           'ClassifyAPI', 'create_app', 'app_from_env', 'serve']
+__all__ = ['MAX_URL_LENGTH', 'MAX_FETCH_BYTES', 'IMAGE_STATUS', 'ENDPOINTS', 'ServeError', 'URLRefusedError', 'FetchError',
+           'is_public_address', 'resolve_host', 'Target', 'check_url', 'PinnedHTTPConnection', 'PinnedHTTPSConnection',
+           'Fetcher', 'error_status', 'error_response', 'ClassifyAPI', 'create_app', 'api_from_env', 'serve']
 
 # %% ../nbs/06_serve.ipynb #208bffbb
 class ServeError(BearlabError):
@@ -131,7 +131,8 @@ class _PinnedMixin:
         for a in self.addresses:
             try:
                 sock = socket.create_connection((a, self.port), self.connect_timeout)
-                sock.settimeout(self.timeout); return sock
+                sock.settimeout(self.timeout)
+                return sock
             except OSError as e: err = e
         raise err
 
@@ -144,7 +145,8 @@ class PinnedHTTPConnection(_PinnedMixin, http.client.HTTPConnection):
         connect_timeout, # seconds to wait for a connection to each address
         timeout,         # seconds to wait for each read
     ):
-        super().__init__(host, port, timeout=timeout); self.addresses, self.connect_timeout = addresses, connect_timeout
+        super().__init__(host, port, timeout=timeout)
+        self.addresses, self.connect_timeout = addresses, connect_timeout
     def connect(self):
         "Open the socket to the first of `addresses` that answers."
         self.sock = self._open_socket()
@@ -196,17 +198,14 @@ def _too_big(what:str, n:int|None, limit:int)->ServeError:
                       "Send a smaller photo.", status=413)
 
 # %% ../nbs/06_serve.ipynb #a5875eb6
+from .net import read_capped
+
 @patch
 def _read(self:Fetcher, resp, deadline:float)->bytes:
     "The body of `resp`, stopping at `max_bytes` and at `deadline`."
-    n = resp.getheader('Content-Length')
-    if n and n.isdigit() and int(n) > self.max_bytes: raise _too_big('The photo at this URL', int(n), self.max_bytes)
-    chunks, size = [], 0
-    while chunk := resp.read1(65536):
-        size += len(chunk); chunks.append(chunk)
-        if size > self.max_bytes: raise _too_big('The photo at this URL', None, self.max_bytes)
-        if time.monotonic() > deadline: raise FetchError(f"The photo took more than {self.total_timeout:g} s to download.", status=504)
-    return b''.join(chunks)
+    too_large = lambda n: _too_big('The photo at this URL', n, self.max_bytes)
+    too_slow = lambda: FetchError(f"The photo took more than {self.total_timeout:g} s to download.", status=504)
+    return read_capped(resp, self.max_bytes, too_large, deadline, too_slow)
 
 # %% ../nbs/06_serve.ipynb #071912bc
 @patch
@@ -248,7 +247,7 @@ def __call__(self:Fetcher, url:str)->bytes:
         raise FetchError(f"Could not download from this URL ({type(e).__name__}: {e}).") from None
 
 # %% ../nbs/06_serve.ipynb #dd5d6ccc
-log = logging.getLogger('bearlab.serve')
+_log = logging.getLogger('bearlab.serve')
 IMAGE_STATUS = {EmptyImageError: 400, NotAnImageError: 415, TruncatedImageError: 422, ImageTooLargeError: 413, ImageError: 422}
 
 def error_status(
@@ -271,14 +270,12 @@ def error_response(
     if status == 404: msg = f"There is nothing at {request.url.path}: the API has {', '.join(ENDPOINTS)}."
     elif isinstance(e, HTTPException): msg = e.detail
     elif isinstance(e, BearlabError): msg = str(e)
-    else: log.error('Unexpected error on %s', request.url.path, exc_info=e); msg = 'Something went wrong on the server; it has been logged.'
+    else: _log.error('Unexpected error on %s', request.url.path, exc_info=e); msg = 'Something went wrong on the server; it has been logged.'
     headers = {**_HEADERS, **({'Retry-After': '2'} if status == 503 else {})}
     return JSONResponse({'error': msg, 'status': status}, status, headers=headers)
 
 # %% ../nbs/06_serve.ipynb #07c9a65e
-MAX_UPLOAD_BYTES = 20_000_000 # the largest photo `POST /classify` accepts
-
-def _model_pool(): return ThreadPoolExecutor(1, thread_name_prefix='bearlab-predict') # one thread: torch uses every core from it
+def _model_pool(): return ThreadPoolExecutor(1, thread_name_prefix='bearlab-predict') # one thread: the model's runtime uses every core from it
 
 class ClassifyAPI:
     "The classify API's state: the classifier, the URL fetcher, the limits, and the thread pool that runs the model."
@@ -304,7 +301,7 @@ def _next_batch(self:ClassifyAPI):
     self.queue = [(img, fut) for img, fut in self.queue if not fut.cancelled()]
     if self.busy or not self.queue: return
     batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
-    try: done = asyncio.get_running_loop().run_in_executor(self.pool, self.classifier.predict_batch, [img for img, _ in batch])
+    try: done = asyncio.get_running_loop().run_in_executor(self.pool, self.classifier.predict_arrays, [x for x, _ in batch])
     except RuntimeError as e: # the pool has been shut down: the server is stopping
         for _, fut in batch: fut.cancelled() or fut.set_exception(e)
         return
@@ -332,12 +329,14 @@ async def predict(self:ClassifyAPI,
     try:
         img = await anyio.to_thread.run_sync(self._open, data, limiter=self.decode_limiter)
         fut = asyncio.get_running_loop().create_future()
-        self.queue.append((img, fut)); self._next_batch()
+        self.queue.append((img, fut))
+        self._next_batch()
         return (await fut).to_dict()
     finally: self.waiting -= 1
 
 @patch
-def _open(self:ClassifyAPI, data:bytes): return open_image(data, draft=self.classifier.pre.draft, max_pixels=self.max_pixels)
+def _open(self:ClassifyAPI, data:bytes): # decoded, resized and normalized here: the model's thread only runs the model
+    return self.classifier.pre.array(open_image(data, draft=self.classifier.pre.draft, max_pixels=self.max_pixels))
 
 # %% ../nbs/06_serve.ipynb #8d4b340d
 @patch
@@ -349,7 +348,8 @@ async def _body(self:ClassifyAPI, request:Request)->bytes:
     try:
         with anyio.fail_after(self.body_timeout):
             async for chunk in request.stream():
-                size += len(chunk); chunks.append(chunk)
+                size += len(chunk)
+                chunks.append(chunk)
                 if size > self.max_upload: raise _too_big('This upload', None, self.max_upload)
     except TimeoutError: raise ServeError(f"The upload took more than {self.body_timeout:g} s: send it again.", status=408) from None
     return b''.join(chunks)
@@ -406,7 +406,7 @@ async def health(self:ClassifyAPI,
 
 # %% ../nbs/06_serve.ipynb #af1178d8
 _HOME = '''<!doctype html><html><head><meta charset="utf-8"><title>bearlab classifier</title></head><body>
-<h1>bearlab classifier</h1><p>Labels: {labels}</p>
+<h1>bearlab classifier</h1><p>Labels: {labels}</p><p>Photos: {formats}, up to {limit}.</p>
 <form method="post" action="classify" enctype="multipart/form-data"><input type="file" name="file" accept="image/*"> <button>Classify photo</button></form>
 <form method="get" action="classify-url"><input name="url" size="60" placeholder="https://example.com/bear.jpg"> <button>Classify URL</button></form>
 <p>API: <code>POST /classify</code> (raw body or multipart <code>file</code>), <code>GET /classify-url?url=</code>, <code>GET /labels</code>, <code>GET /health</code>.</p>
@@ -418,7 +418,8 @@ async def home(self:ClassifyAPI,
 ):
     "`GET /`: a page with forms to upload a photo or give its URL."
     import html
-    return HTMLResponse(_HOME.format(labels=html.escape(', '.join(map(str, self.classifier.vocab)))), headers=_HEADERS)
+    labels = html.escape(', '.join(map(str, self.classifier.vocab)))
+    return HTMLResponse(_HOME.format(labels=labels, formats=PHOTO_FORMATS, limit=_size(self.max_upload)), headers=_HEADERS)
 
 # %% ../nbs/06_serve.ipynb #d53575a7
 @patch
@@ -445,14 +446,14 @@ def create_app(classifier, # a `bearlab.inference.Classifier`, loaded once
     return app
 
 # %% ../nbs/06_serve.ipynb #480b02a5
-MODEL_ENV, THREADS_ENV = 'BEARLAB_MODEL', 'BEARLAB_TORCH_THREADS'
+_MODEL_ENV = 'BEARLAB_MODEL'
 
-def app_from_env()->Starlette:
+def api_from_env()->Starlette:
     "The classify API for the model at `$BEARLAB_MODEL` (unset: `Classifier.default()`); uvicorn's factory for each worker."
-    import torch
-    if n := os.environ.get(THREADS_ENV): torch.set_num_threads(int(n))
-    path = os.environ.get(MODEL_ENV)
-    return create_app(Classifier.load(path) if path else Classifier.default())
+    path = os.environ.get(_MODEL_ENV)
+    clf = Classifier.load(path) if path else Classifier.default()
+    if (n := os.environ.get(THREADS_ENV)) and 'torch' in sys.modules: sys.modules['torch'].set_num_threads(int(n)) # for torch models
+    return create_app(clf)
 
 # %% ../nbs/06_serve.ipynb #67dde949
 def serve(model:str|Path|None=None, # a model bundle folder or a fastai export.pkl; None: the default bear classifier
@@ -465,11 +466,11 @@ def serve(model:str|Path|None=None, # a model bundle folder or a fastai export.p
     if model is not None:
         model = Path(model).expanduser().resolve()
         if not model.exists(): raise BearlabError(f"There is no model at {model}: give a bundle folder or an export.pkl file.")
-        os.environ[MODEL_ENV] = str(model)
-    else: os.environ.pop(MODEL_ENV, None)
+        os.environ[_MODEL_ENV] = str(model)
+    else: os.environ.pop(_MODEL_ENV, None)
     kw = dict(host=host, port=port, server_header=False, proxy_headers=False, timeout_keep_alive=5,
               limit_concurrency=512, timeout_graceful_shutdown=10)
     if workers > 1:
-        os.environ[THREADS_ENV] = str(max(1, (os.cpu_count() or 1) // workers))
-        uvicorn.run('bearlab.serve:app_from_env', factory=True, workers=workers, **kw)
-    else: uvicorn.run(app_from_env(), **kw)
+        os.environ[THREADS_ENV] = str(max(1, threads() // workers))
+        uvicorn.run('bearlab.serve:api_from_env', factory=True, workers=workers, **kw)
+    else: uvicorn.run(api_from_env(), **kw)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_sgd.ipynb #511f0b89
 from __future__ import annotations
-import base64, io, math
+import base64, io, math, re
 from pathlib import Path
 from tempfile import TemporaryDirectory
 import numpy as np
@@ -21,10 +21,10 @@ from .images import BearlabError
 
 # %% auto #0
 __all__ = ['linear_data', 'mse_loss', 'least_squares', 'loss_surface', 'plot_loss_surface', 'steps_per_epoch', 'batch_indices',
-           'Trajectory', 'FitError', 'fit', 'LinePanel', 'LossPanel', 'SurfacePanel', 'frame_steps', 'FitAnimation',
-           'plot_fit', 'animate_fit', 'max_stable_lr', 'verdict', 'compare_lrs', 'two_class_data', 'logistic', 'bce',
-           'logistic_loss', 'fit_logistic', 'logistic_accuracy', 'BoundaryPanel', 'animate_logistic', 'Explorer',
-           'explore']
+           'Trajectory', 'FitError', 'fit', 'LinePanel', 'LossPanel', 'SurfacePanel', 'frame_steps', 'offline_player',
+           'FitAnimation', 'plot_fit', 'animate_fit', 'max_stable_lr', 'verdict', 'compare_lrs', 'two_class_data',
+           'logistic', 'bce', 'logistic_loss', 'fit_logistic', 'logistic_accuracy', 'BoundaryPanel', 'animate_logistic',
+           'Explorer', 'explore']
 
 # %% ../nbs/05_sgd.ipynb #119de625
 def linear_data(
@@ -89,7 +89,8 @@ def plot_loss_surface(
     if ax is None: _, ax = plt.subplots(figsize=(4,3.5), dpi=72)
     ax.contour(a0s, a1s, L, levels=_levels(L, mse_loss(x@best, y).item()), cmap='viridis', linewidths=0.8)
     ax.plot(*best, 'r*', ms=10)
-    ax.set_xlabel('a0 (slope)'); ax.set_ylabel('a1 (intercept)')
+    ax.set_xlabel('a0 (slope)')
+    ax.set_ylabel('a1 (intercept)')
     return ax
 
 # %% ../nbs/05_sgd.ipynb #f10f783a
@@ -185,7 +186,9 @@ def fit(
         loss = loss_func(x[idx]@a, y[idx])
         with torch.no_grad(): full_loss = loss_func(x@a, y).item()
         if not (math.isfinite(loss.item()) and math.isfinite(full_loss)): break
-        params.append(a.detach().clone()); losses.append(loss.item()); full.append(full_loss)
+        params.append(a.detach().clone())
+        losses.append(loss.item())
+        full.append(full_loss)
         if full_loss > blowup*full[0]: break
         loss.backward()
         with torch.no_grad():
@@ -213,7 +216,8 @@ class LinePanel:
         b = least_squares(x, y)
         ax.plot(self.xs, self.xs*b[0] + b[1], 'k--', lw=0.8, label='least squares')
         self.line, = ax.plot([], [], 'tab:red', lw=2, label='x@a')
-        ax.set_ylim(y.min()-1, y.max()+1); ax.legend(loc='upper left', fontsize=7)
+        ax.set_ylim(y.min()-1, y.max()+1)
+        ax.legend(loc='upper left', fontsize=7)
         self.artists = [a for a in (self.batch, self.line, ax.title) if a]  # what changes from step to step
     def draw(self,
         i, # the step to show
@@ -234,12 +238,16 @@ class LossPanel:
         store_attr('ax,traj')
         hi = max(traj.full_losses.max(), traj.losses.max()).item()
         lo = max(min(traj.full_losses.min(), traj.losses.min()).item(), hi*1e-4)  # a batch of one point can have a loss near 0
-        ax.set_yscale('log'); ax.set_ylim(lo*0.7, hi*1.5); ax.set_xlim(0, max(traj.steps-1, 1))
+        ax.set_yscale('log')
+        ax.set_ylim(lo*0.7, hi*1.5)
+        ax.set_xlim(0, max(traj.steps-1, 1))
         ax.yaxis.set_major_locator(LogLocator(subs=(1., 2., 5.), numticks=6))
-        ax.yaxis.set_major_formatter(lambda v, _: f'{v:g}'); ax.yaxis.set_minor_formatter(NullFormatter())  # plain numbers: quicker than mathtext
+        ax.yaxis.set_major_formatter(lambda v, _: f'{v:g}')
+        ax.yaxis.set_minor_formatter(NullFormatter())  # plain numbers: quicker than mathtext
         self.batch, = ax.plot([], [], '.', c='tab:orange', ms=3, label='batch loss') if traj.batches else (None,)
         self.full, = ax.plot([], [], c='tab:blue', lw=1.5, label='loss on all points')
-        ax.set_xlabel('step'); ax.legend(loc='upper right', fontsize=7)
+        ax.set_xlabel('step')
+        ax.legend(loc='upper right', fontsize=7)
         self.artists = [a for a in (self.batch, self.full, ax.title) if a]
     def draw(self,
         i, # the step to show
@@ -271,7 +279,8 @@ class SurfacePanel:
     ):
         "Draw the path `a` took up to step `i`, and where it is now."
         p = self.traj.params[:i+1]
-        self.path.set_data(p[:,0], p[:,1]); self.now.set_data(p[-1:,0], p[-1:,1])
+        self.path.set_data(p[:,0], p[:,1])
+        self.now.set_data(p[-1:,0], p[-1:,1])
 
 # %% ../nbs/05_sgd.ipynb #df71c07c
 def frame_steps(
@@ -285,17 +294,49 @@ def frame_steps(
 def _palette_png(
     rgba,              # an RGBA image as an array, e.g. `fig.canvas.buffer_rgba()`
     colours:int=64,    # how many colours to keep
+    background=None,   # an RGBA array of the same size: pixels equal to it become transparent
 )->bytes:              # PNG bytes
     "A picture of a plot as a palette PNG: plots have few colours, so it takes far fewer bytes than full colour."
-    img = Image.fromarray(np.asarray(rgba)).convert('RGB').quantize(colours, dither=Image.Dither.NONE)
-    b = io.BytesIO(); img.save(b, 'PNG')
+    rgba = np.array(rgba)
+    if background is None: img = Image.fromarray(rgba).convert('RGB').quantize(colours, dither=Image.Dither.NONE)
+    else:
+        rgba[(rgba == background).all(-1)] = 0
+        img = Image.fromarray(rgba, 'RGBA').quantize(colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    b = io.BytesIO()
+    img.save(b, 'PNG')
     return b.getvalue()
 
 class _CanvasHTMLWriter(HTMLWriter):
-    "matplotlib's `HTMLWriter`, taking each frame as it already is on the canvas (no redraw), as a palette PNG."
+    "matplotlib's `HTMLWriter`, taking each frame as it is on the canvas (no redraw): what differs from `background`."
+    background = None
     def grab_frame(self, **kwargs):
         self.frame_format = 'png'
-        self._saved_frames.append(base64.encodebytes(_palette_png(self.fig.canvas.buffer_rgba())).decode('ascii'))
+        png = _palette_png(self.fig.canvas.buffer_rgba(), background=self.background)
+        self._saved_frames.append(base64.encodebytes(png).decode('ascii'))
+
+# %% ../nbs/05_sgd.ipynb #f6989cc9
+_ICONS = {'fa-minus': '\u2212', 'fa-fast-backward': '\u21e4', 'fa-step-backward': '\u25c2', 'fa-play fa-flip-horizontal': '\u25c0',
+          'fa-pause': '\u2016', 'fa-play': '\u25b6', 'fa-step-forward': '\u25b8', 'fa-fast-forward': '\u21e5', 'fa-plus': '+'}
+_NOTE = 'Run this cell to play the animation: until then you see its last frame.'
+
+def offline_player(
+    html:str,  # the page matplotlib's `HTMLWriter` wrote
+    still:str, # the frame to show before the player's script runs: a base64 PNG
+    width:int, # the width to show the frames at, in CSS pixels
+    background:str='', # what the frames are drawn over: a base64 PNG of the still parts
+)->str:        # the same player, with nothing fetched from the network and nothing dead before it runs
+    "matplotlib's animation player with text icons, a still picture, and controls shown only by its own script."
+    html = re.sub(r'<link rel="stylesheet"\s*href="[^"]*font-awesome[^"]*">', '', html)
+    for fa, icon in _ICONS.items(): html = html.replace(f'<i class="fa {fa}"></i>', icon)
+    uid = re.search(r'<img id="_anim_img(\w+)">', html)[1]
+    size = f'width:{width}px;max-width:100%;height:auto'
+    if background: size += f';background:url(data:image/png;base64,{background});background-size:100% 100%'
+    html = html.replace(f'<img id="_anim_img{uid}">', f'<img id="_anim_img{uid}" src="data:image/png;base64,{still}" style="{size}" alt="animation">'
+                        f'<div id="_anim_note{uid}" class="bearlab-anim-note">{_NOTE}</div>')
+    html = html.replace('<div class="anim-controls">', '<div class="anim-controls" style="display:none">')
+    show = (f'document.getElementById("_anim_note{uid}").remove();'
+            f' document.getElementById("_anim_slider{uid}").parentNode.style.display = "";')
+    return html + f'<script language="javascript">{show}</script>' 
 
 # %% ../nbs/05_sgd.ipynb #a2535592
 class FitAnimation(FuncAnimation):
@@ -320,18 +361,26 @@ class FitAnimation(FuncAnimation):
         fps=None,          # frames per second; None: one frame every `interval` milliseconds
         embed_frames=True, # ignored: the frames are always embedded (kept to match `FuncAnimation.to_jshtml`)
         default_mode=None, # what the player does at the end: 'once' (None), 'loop' or 'reflect'
+        scale:int=2,       # pixels per CSS pixel in each frame: 2 stays sharp on high-DPI screens
     ):
         "The animation as HTML with play/pause buttons and every frame embedded: show it with `HTML(anim.to_jshtml())`."
         if not hasattr(self, '_html_representation'):
+            width, dpi = round(self._fig.get_figwidth()*self._fig.dpi), self._fig.dpi
+            self._fig.set_dpi(dpi*scale)
             canvas = FigureCanvasAgg(self._fig)  # a closed figure keeps only a bare canvas
             for a in self.artists: a.set_visible(False)
-            canvas.draw(); self._background = canvas.copy_from_bbox(self._fig.bbox)
-            for a in self.artists: a.set_visible(True)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self._fig.bbox)
             writer = _CanvasHTMLWriter(fps=fps or 1000/self._interval, embed_frames=True, default_mode=default_mode or 'once')
+            writer.background = np.array(canvas.buffer_rgba())
+            for a in self.artists: a.set_visible(True)
             with TemporaryDirectory() as d:
                 try: self.save(str(Path(d)/'animation.html'), writer=writer)
                 finally: self._background = None
-                self._html_representation = (Path(d)/'animation.html').read_text()
+                html = (Path(d)/'animation.html').read_text()
+            still, bg = [base64.b64encode(_palette_png(a)).decode() for a in (canvas.buffer_rgba(), writer.background)]
+            self._fig.set_dpi(dpi)
+            self._html_representation = offline_player(html, still, width, bg)
         return self._html_representation
 
 # %% ../nbs/05_sgd.ipynb #1347e7c7
@@ -350,13 +399,14 @@ def plot_fit(
     x,               # the data it was fitted to: points × 2
     y,               # one target per point
     figsize=(10,3),  # the figure's size in inches
-    dpi:int=64,      # dots per inch: with `figsize`, the size in pixels
+    dpi:int=80,      # dots per inch: with `figsize`, the size in pixels
 )->tuple:            # `(fig, panels)`: the figure and its three panels, drawn at the last step
     "The three panels of a fit: the line, the loss so far, and the path on the loss surface."
     fig, axs = plt.subplots(1, 3, figsize=figsize, dpi=dpi)
     panels = [LinePanel(axs[0], traj, x, y), LossPanel(axs[1], traj), SurfacePanel(axs[2], traj, x, y)]
     for p in panels: p.draw(traj.steps-1)
-    fig.suptitle(traj.how, fontsize=10); fig.tight_layout()
+    fig.suptitle(traj.how, fontsize=10)
+    fig.tight_layout()
     return fig, panels
 
 @delegates(plot_fit)
@@ -406,7 +456,7 @@ def compare_lrs(
     y=None,               # one target per point
     steps:int=30,         # steps for every fit
     frames:int=30,        # the most frames to draw
-    dpi:int=60,           # dots per inch of the animation
+    dpi:int=80,           # dots per inch of the animation
     **kwargs,             # passed to `fit` (e.g. `bs`, `seed`)
 )->FitAnimation:         # show it with `HTML(anim.to_jshtml())`; `.trajs` holds the fits
     "Fit with each learning rate and animate them side by side, each titled 'too slow', 'just right' or 'diverges'."
@@ -417,7 +467,8 @@ def compare_lrs(
     for j, t in enumerate(trajs):
         panels += [LinePanel(axs[0,j], t, x, y), SurfacePanel(axs[1,j], t, x, y)]
         axs[1,j].set_title(f'lr={t.lr:.3g}: {verdict(t, x, y)}', fontsize=10, fontweight='bold')
-    fig.suptitle(f'{steps} steps each, seed={trajs[0].seed}', fontsize=10); fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.suptitle(f'{steps} steps each, seed={trajs[0].seed}', fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     anim = _animate(fig, panels, frame_steps(steps, frames))
     anim.trajs = trajs
     return anim
@@ -496,7 +547,9 @@ class BoundaryPanel:
         self.img = ax.imshow(torch.full((n,n), 0.5), extent=(lo[0], hi[0], lo[1], hi[1]), origin='lower', cmap='coolwarm', vmin=0, vmax=1, aspect='auto', alpha=0.6)
         dots = [ax.scatter(*x[y==c,:2].T, s=8, c=col, label=f'class {c}') for c, col in ((0, 'tab:blue'), (1, 'tab:red'))]
         self.line, = ax.plot([], [], 'k', lw=2)
-        ax.set_xlim(lo[0], hi[0]); ax.set_ylim(lo[1], hi[1]); ax.legend(loc='upper left', fontsize=7)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.legend(loc='upper left', fontsize=7)
         self.artists = [self.img, *dots, self.line, ax.title]  # the dots too, so they stay on top of the background
     def draw(self,
         i, # the step to show
@@ -512,19 +565,22 @@ def animate_logistic(
     x,               # the data it was fitted to: points × 3
     y,               # the true classes, 0. or 1.
     frames:int=40,   # the most frames to draw
-    dpi:int=64,      # dots per inch
+    dpi:int=80,      # dots per inch
 )->FitAnimation:    # show it with `HTML(anim.to_jshtml())`
     "Animate logistic regression learning: the boundary swinging into place, and the loss falling."
     fig, axs = plt.subplots(1, 2, figsize=(7.5,3.2), dpi=dpi)
     panels = [BoundaryPanel(axs[0], traj, x, y), LossPanel(axs[1], traj)]
-    fig.suptitle(traj.how, fontsize=10); fig.tight_layout()
+    fig.suptitle(traj.how, fontsize=10)
+    fig.tight_layout()
     return _animate(fig, panels, frame_steps(traj.steps, frames))
 
 # %% ../nbs/05_sgd.ipynb #e7accbe7
-def _png(fig)->bytes:
-    "The figure as palette PNG bytes; the figure is closed."
+def _png(fig, scale:int=2)->bytes:
+    "The figure as palette PNG bytes, `scale` pixels per CSS pixel; the figure is closed."
     plt.close(fig)
-    canvas = FigureCanvasAgg(fig); canvas.draw()
+    fig.set_dpi(fig.dpi*scale)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
     return _palette_png(canvas.buffer_rgba())
 
 def _advice(traj, x, y)->str:
@@ -556,8 +612,10 @@ class Explorer:
         self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-3, max=0.5, step=0.05, description='learning rate', layout=lay, continuous_update=False, style={'description_width': '90px'})
         self.bs = widgets.SelectionSlider(options=sizes, value=n if bs is None else bs, description='batch size', layout=lay, continuous_update=False, style={'description_width': '90px'})
         self.steps = widgets.IntSlider(value=steps, min=1, max=200, description='steps', layout=lay, continuous_update=False, style={'description_width': '90px'})
-        self.image, self.message = widgets.Image(format='png'), widgets.HTML()
-        self.image.add_class('bearlab-sgd-picture'); self.message.add_class('bearlab-sgd-message')
+        self.image = widgets.Image(format='png', layout=widgets.Layout(max_width='100%', height='auto'))
+        self.message = widgets.HTML()
+        self.image.add_class('bearlab-sgd-picture')
+        self.message.add_class('bearlab-sgd-message')
         for w in (self.lr, self.bs, self.steps): w.observe(self.update, 'value')
         self.widget = widgets.VBox([widgets.HBox([self.lr, self.bs, self.steps]), self.message, self.image])
         self.update()
@@ -568,7 +626,9 @@ class Explorer:
         "Re-run `fit` with the sliders' values and redraw."
         bs = None if self.bs.value >= len(self.y) else self.bs.value
         self.traj = fit(self.x, self.y, lr=self.lr.value, steps=self.steps.value, bs=bs, seed=self.seed)
-        self.image.value = _png(plot_fit(self.traj, self.x, self.y)[0])
+        fig = plot_fit(self.traj, self.x, self.y)[0]
+        self.image.layout.width = f'{round(fig.get_figwidth()*fig.dpi)}px' # shown at its size; `_png` draws 2 pixels per px
+        self.image.value = _png(fig)
         self.message.value = _advice(self.traj, self.x, self.y)
 
     def _repr_mimebundle_(self, **kwargs):

@@ -31,7 +31,7 @@ def metrics(suspicion:np.ndarray, flipped:np.ndarray)->dict:
     return dict(auroc=roc_auc_score(flipped, suspicion), ap=average_precision_score(flipped, suspicion), p_at_k=flipped[top].mean())
 
 def bearlab_rank(files, labels, cache):
-    from bearlab.clean import label_issues_from, Lite0Embedder
+    from bearlab.issues import label_issues_from, Lite0Embedder
     t = time.time()
     df = label_issues_from(files, labels, embedder=Lite0Embedder(), cache_dir=cache, duplicates=False, progress=False)
     p = df.set_index(df.path.map(str)).p_label.reindex([str(f) for f in files]).to_numpy()
@@ -54,7 +54,7 @@ def fastai_rank(files, labels, size, epochs):
     return np.array([loss[str(f)] for f in files]), time.time() - t
 
 def dataset(arg):
-    from bearlab.clean import dataset_items
+    from bearlab.issues import dataset_items
     if arg: return dataset_items(arg)
     from bearlab.data import practice_dataset
     print('WARNING: no dataset given, so a generated practice dataset is used (blobs on landscapes, 3 classes x 60).\n'

@@ -9,7 +9,9 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 from pathlib import Path
 from fastai.vision.utils import download_images as fastai_download_images
 from bearlab.images import ImageError, open_image
-from bearlab.data import ImageServer, download_images, image_files
+from bearlab.files import image_files
+from bearlab.search import ImageServer
+from bearlab.download import download_images
 
 def invalid_files(dest:Path)->int:
     "How many image files in `dest` aren't complete photos."

@@ -19,7 +19,8 @@ import numpy as np, torch
 from fastai.vision.all import *
 from bearlab.models import efficientnet_lite0, BEAR_CLASSES
 from bearlab.inference import Classifier
-from bearlab.data import StableSplitter, bear_dataloaders, bear_learner, check_dataset, image_files, practice_dataset
+from bearlab.files import StableSplitter, image_files
+from bearlab.data import bear_dataloaders, bear_learner, check_dataset, practice_dataset
 
 def halves(src:Path, dest:Path)->tuple:
     "Copy the photos of `src` into `dest/a` and `dest/b` (same class folders), split in two by a stable hash."

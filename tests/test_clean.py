@@ -1,14 +1,17 @@
-"Tests of bearlab.clean: no data loss (hypothesis), label issues, the widget driven headless, bad input."
+"Tests of the cleaner (bearlab.journal, .issues, .clean): no data loss (hypothesis), label issues, the widget driven headless, bad input."
 import os, shutil, tempfile, warnings
 from types import SimpleNamespace
 from pathlib import Path
 import numpy as np, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from PIL import Image
-import bearlab.clean as clean
-from bearlab.clean import (Journal, ImageCleaner, PixelEmbedder, Lite0Embedder, label_issues, label_issues_from, refit,
-    find_label_issues, confident_joint, out_of_fold_probs, check_label, scan_images, dataset_items,
-    CleanError, EmptyDatasetError, TooFewClassesError, UnsafeLabelError, NothingToUndoError, JOURNAL, TRASH)
+import bearlab.journal as journal
+from bearlab.journal import (Journal, check_label, CleanError, EmptyDatasetError, UnsafeLabelError, NothingToUndoError,
+    JOURNAL, TRASH)
+from bearlab.issues import (PixelEmbedder, Lite0Embedder, label_issues, label_issues_from, refit, find_label_issues,
+    confident_joint, out_of_fold_probs, scan_images, dataset_items, TooFewClassesError)
+import bearlab.issues
+from bearlab.clean import ImageCleaner
 
 HSET = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 CLASSES = ['grizzly', 'black', 'teddy']
@@ -72,10 +75,10 @@ def test_interrupted_apply_recovers(decisions, n, before_journal, how):
         twin = small_dataset(Path(d)/'twin'); jt = Journal(twin); decide_all(jt, decisions); jt.apply()
         j = Journal(root); decide_all(j, decisions)
         moves = j.plan()
-        clean._rename = crash_after(n, before_journal)
+        journal._rename = crash_after(n, before_journal)
         try: j.apply()
         except KeyboardInterrupt: pass
-        finally: clean._rename = os.rename
+        finally: journal._rename = os.rename
         if n >= len(moves): return # finished before the crash
         assert j.pending() is not None
         with pytest.raises(CleanError, match='recover'): j.apply()
@@ -376,7 +379,8 @@ def test_classifier_cleaner_interface(book):
 def test_learner_items_labels_from_pipeline(book):
     path, _, kw = book
     from fastai.vision.all import ImageDataLoaders, Resize
-    from bearlab.data import bear_learner, image_files
+    from bearlab.files import image_files
+    from bearlab.data import bear_learner
     dls = ImageDataLoaders.from_path_func(path, image_files(path), lambda f: f.parent.name.upper(), valid_pct=0.25, seed=0,
                                           item_tfms=Resize(64), bs=8, num_workers=0)
     files, labels = learner_items(bear_learner(dls))
@@ -466,3 +470,21 @@ def test_gone_file_is_not_moved(tmp_path):
     j.decide('black/0.jpg', 'delete'); j.decide('black/1.jpg', 'relabel', 'teddy')
     (root/'black'/'0.jpg').unlink(); shutil.move(root/'black'/'1.jpg', root/'teddy'/'new.jpg')
     assert j.plan() == [] and j.apply() == [] and j.cleaned_labels().name.str.startswith('black/').sum() == 1
+
+def test_clean_reexports():
+    "`bearlab.clean` gives every name of the journal and the scoring, as the same objects, also to `import *`."
+    import bearlab.clean
+    for m in (journal, bearlab.issues):
+        for n in m.__all__: assert getattr(bearlab.clean, n) is getattr(m, n) and n in bearlab.clean.__all__, n
+
+def test_relative_dataset_path(tmp_path, monkeypatch):
+    "fastbook's `path = Path('bears')`: the cleaner's decisions apply and undo with a dataset given relative to the current folder."
+    root = colour_dataset(tmp_path/'bears'); before = tree(root)
+    monkeypatch.chdir(tmp_path)
+    kw = dict(embedder=PixelEmbedder(4), cache_dir=tmp_path/'cache')
+    cl = ImageCleaner(label_issues(Path('bears'), progress=False, **kw), page_size=4, **kw)
+    victim = Path(cl.df.path.iloc[0]); assert not victim.is_absolute()
+    cl.choose(victim, 'delete')
+    assert [m[0] for m in cl.apply()] == [victim.relative_to('bears').as_posix()]
+    assert not victim.exists() and (root/TRASH).exists()
+    cl.undo(); assert tree(root) == before

@@ -1,4 +1,4 @@
-"bearlab.data against real HTTP servers on 127.0.0.1: every fault ends as a manifest row, and nothing invalid lands in dest."
+"bearlab.download and bearlab.data against real HTTP servers on 127.0.0.1: every fault ends as a manifest row, and nothing invalid lands in dest."
 import os
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # torch threads sleep instead of spinning on a shared 2-core machine
 import shutil
@@ -7,6 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from conftest import free_port
 from bearlab.images import open_image
+from bearlab.files import *
+from bearlab.search import *
+from bearlab.download import *
 from bearlab.data import *
 from fastcore.foundation import L
 
@@ -38,7 +41,9 @@ def test_every_fault_is_a_manifest_row(srv, tmp_path):
                                               srv.url + 'img/grizzly/1.jpg?ref=mirror']
     dest = tmp_path/'grizzly'
     df = download_images(dest, urls=urls, timeout=1.5, max_bytes=100_000, progress=False)
-    assert list(df.columns) == ['url', 'file', 'sha256', 'status', 'error'] and len(df) == len(urls)
+    assert list(df.columns) == ['url', 'file', 'sha256', 'status', 'error', 'title', 'creator', 'license', 'license_url',
+                               'source_page'] and len(df) == len(urls)
+    assert (df.license == '').all()  # plain URLs: no license known
     rows = {}
     for r in df.itertuples(): rows.setdefault(r.url, r)  # the first row of a repeated URL
     for p, (status, words) in EXPECTED.items():
@@ -200,3 +205,9 @@ def test_probe_two_classes_and_a_class_never_seen():
     pred = (torch.tensor(X, dtype=torch.float32) @ W.T + b).argmax(1).numpy()
     assert (pred == y).mean() > 0.9 and not (pred == 2).any()
     with pytest.raises(DatasetError, match='all of one class'): _probe(X, np.zeros(40, int), 3)
+
+def test_image_files_knows_fastais_extensions():
+    "bearlab.files lists the extensions fastai's `image_extensions` does, without importing fastai."
+    from bearlab.files import _IMAGE_EXTENSIONS
+    from fastai.data.transforms import image_extensions
+    assert _IMAGE_EXTENSIONS == image_extensions

@@ -5,6 +5,7 @@ import numpy as np, pytest, torch
 from PIL import Image
 from bearlab.images import *
 from bearlab.inference import Classifier, Preprocess, Prediction, export_bundle
+from bearlab.runtime import OnnxModel
 from bearlab.models import efficientnet_lite0
 
 @pytest.fixture(scope='module')
@@ -183,10 +184,13 @@ def test_agrees_with_fastai_predict(colour_folder, tmp_path, kind):
     assert any('pickle' in str(x.message) for x in w)
     fa = load_learner(tmp_path/'export.pkl')
     bundle = Classifier.load(export_bundle(learn, tmp_path/'bundle'))
+    by_torch = Classifier(ours.model, ours.vocab, ours.pre, runtime='torch')
+    assert isinstance(ours.runner, OnnxModel) and isinstance(bundle.runner, OnnxModel) and bundle.model is None
     for f in sorted(colour_folder.rglob('*.jpg'))[::3]:
         _, _, probs = fa.predict(PILImage.create(f))
         p = ours.predict(f.read_bytes())
-        assert max(abs(p.probs[v] - float(pr)) for v, pr in zip(fa.dls.vocab, probs)) < 0.02
+        assert max(abs(p.probs[v] - float(pr)) for v, pr in zip(fa.dls.vocab, probs)) < 0.002
+        assert max(abs(p.probs[v] - q) for v, q in by_torch.predict(f).probs.items()) < 1e-4
         assert bundle.predict(f) == ours.predict(f)
 
 def test_fresh_process_loads_bundle_without_fastai_pickle(colour_folder, tmp_path):
@@ -212,7 +216,8 @@ def test_load_errors(tmp_path):
 @pytest.mark.slow
 def test_bear_pipeline_export_agrees_with_learner(tmp_path):
     "The lesson's own pipeline (bear_dataloaders + bear_learner): export.pkl and bundle predict as `learn.predict` does."
-    from bearlab.data import bear_dataloaders, bear_learner, practice_dataset, image_files
+    from bearlab.files import image_files
+    from bearlab.data import bear_dataloaders, bear_learner, practice_dataset
     from fastai.vision.all import set_seed
     set_seed(0)
     path = practice_dataset(tmp_path/'bears', n=8, size=96)
@@ -226,8 +231,11 @@ def test_bear_pipeline_export_agrees_with_learner(tmp_path):
     import json
     assert json.loads((tmp_path/'bundle'/'bundle.json').read_text())['head'] == 'linear'  # bear_learner's LinearHead
     assert ours.pre.method == 'squish' and ours.pre.mean == (0.5, 0.5, 0.5)
+    by_torch = Classifier(ours.model, ours.vocab, ours.pre, runtime='torch')
+    assert isinstance(ours.runner, OnnxModel) and isinstance(bundle.runner, OnnxModel)
     for f in image_files(path)[::5]:
         _, _, probs = learn.predict(f)
         p = ours.predict(f)
-        assert max(abs(p.probs[v] - float(pr)) for v, pr in zip(learn.dls.vocab, probs)) < 0.02
+        assert max(abs(p.probs[v] - float(pr)) for v, pr in zip(learn.dls.vocab, probs)) < 0.002
+        assert max(abs(p.probs[v] - q) for v, q in by_torch.predict(f).probs.items()) < 1e-4
         assert bundle.predict(f) == p

@@ -167,6 +167,28 @@ def test_busy_server_sheds_load(lab):
     assert lab.get('/health').json()['waiting'] == 0
 
 @pytest.fixture(scope='module')
+def phone(tmp_path_factory, request):
+    "The Voila test's photos: a normal one, a 15 MB JPEG (a grizzly), an iPhone HEIC, a 60 MB JPEG, a grizzly."
+    from test_app import phone_photos
+    return phone_photos(tmp_path_factory.mktemp('phone'), request.config.cache)
+
+def test_phone_photos_as_the_app(public, phone):
+    "The API answers the app's photos as the app does, and refuses the same sizes with the same limit."
+    from bearlab.images import MAX_UPLOAD_BYTES
+    assert 'HEIC' in public.get('/').text and f'up to {MAX_UPLOAD_BYTES/1e6:.1f} MB' in public.get('/').text
+    got = {}
+    for name in ['chelsea.jpg', 'grizzly-15mb.jpg', 'IMG_0001.HEIC', 'noise-60mb.jpg', 'grizzly.png']:
+        r = public.post('/classify', content=phone[name].read_bytes())
+        got[name] = r.status_code, r.json()
+    assert got['chelsea.jpg'][1]['looks_like'] == got['IMG_0001.HEIC'][1]['looks_like'] == 'Egyptian cat', got
+    assert got['grizzly-15mb.jpg'][1]['label'] == got['grizzly.png'][1]['label'] == 'grizzly', got
+    assert got['grizzly-15mb.jpg'][1]['in_domain'] and got['grizzly.png'][1]['in_domain']
+    status, err = got['noise-60mb.jpg']
+    assert status == 413 and 'the limit is 50.0 MB' in err['error'], got['noise-60mb.jpg']
+    r = public.post('/classify', files={'file': ('IMG_0001.HEIC', phone['IMG_0001.HEIC'].read_bytes(), 'image/heic')})
+    assert r.status_code == 200 and r.json()['looks_like'] == 'Egyptian cat', r.text
+
+@pytest.fixture(scope='module')
 def tls_photos(tmp_path_factory, photos):
     "The photo server again, over TLS, with a self-signed certificate for bears.example."
     import shutil, ssl
