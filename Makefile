@@ -57,10 +57,16 @@ docs: docs-tool
 
 # torch's OpenMP threads spin while waiting; with two notebooks or servers sharing 2 cores that is ~10x slower.
 test: export OMP_WAIT_POLICY = PASSIVE
+# The book's tutorial trains twice (about 5 minutes on one core): it runs beside the other notebooks and the quick tests.
+QUICK_TESTS := tests/test_sgd.py tests/test_search.py tests/test_data.py
 test: .venv/.installed-dev /usr/bin/chromium sync
-	.venv/bin/nbdev_test --n_workers 2 --timing
-	.venv/bin/nbdev_test --path tools/docs.ipynb --timing
-	.venv/bin/pytest
+	@book_log=$$(mktemp); .venv/bin/nbdev_test --path nbs/tutorials/book.ipynb --timing > $$book_log 2>&1 & book=$$!; \
+	.venv/bin/nbdev_test --n_workers 1 --skip_file_re '^(book|[_.])' --timing && \
+	.venv/bin/nbdev_test --path tools/docs.ipynb --timing && \
+	.venv/bin/pytest $(QUICK_TESTS); rest=$$?; \
+	wait $$book; b=$$?; echo "== nbs/tutorials/book.ipynb"; cat $$book_log; rm -f $$book_log; \
+	test $$rest = 0 && test $$b = 0
+	.venv/bin/pytest $(addprefix --ignore=,$(QUICK_TESTS))
 
 bench: .venv/.installed-dev
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

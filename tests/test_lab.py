@@ -105,7 +105,7 @@ def run_notebook(page, url:str, path:str):
 
 def problems(page)->list:
     "What a learner would see go wrong in the open notebook: widgets that failed, tracebacks."
-    text = page.locator('.jp-Notebook').inner_text()
+    text = page.evaluate('() => window.jupyterapp.shell.currentWidget.content.node.innerText') # the notebook in front
     return [p for p in ('Error displaying widget', 'Traceback', 'Error:') if p in text]
 
 OVERFLOW = "els => els.filter(e => e.scrollWidth > e.clientWidth + 0.5).map(e => e.className + ': ' + e.scrollWidth + '>' + e.clientWidth)"
