@@ -79,15 +79,16 @@ def open_notebook(page, url:str, path:str):
     "Open `path` in JupyterLab and wait until its kernel is idle."
     page.goto(f'{url}/lab/tree/{path}?token={TOKEN}', timeout=120_000)
     page.locator('.jp-Notebook').first.wait_for(timeout=120_000)
-    page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget;"
-                           " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-                           " && w.sessionContext.session.kernel.status === 'idle' }", timeout=120_000)
+    page.wait_for_function("p => { const w = window.jupyterapp.shell.currentWidget;"
+                           " return w?.context?.path === p && w.sessionContext?.session?.kernel?.status === 'idle' }",
+                           arg=path, timeout=120_000)
 
 def run_all(page):
     "Run > Run All Cells, then wait until every cell ran or one failed (bounded by RUN_TIMEOUT)."
     page.locator('.lm-MenuBar-itemLabel', has_text=re.compile('^Run$')).click()
     page.locator('.lm-Menu-itemLabel', has_text=re.compile('^Run All Cells$')).click()
-    try: page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget; const k = w.sessionContext.session.kernel;"
+    try: page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget; const k = w?.sessionContext?.session?.kernel;"
+                                " if (!k || !w.content) return false;" # a kernel being (re)started has no session for a moment
                                 " const cells = [...w.content.widgets].filter(c => c.model.type === 'code');"
                                 " const failed = cells.some(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));"
                                 " return k.status === 'idle' && (failed || cells.every(c => c.model.executionCount !== null)) }",
