@@ -49,17 +49,22 @@ docs-tool: .venv/.installed-dev
 	$(PY) -c "from nbdev.export import nb_export; nb_export('tools/docs.ipynb', 'tools')"
 
 # README.md from nbs/index.ipynb; also refreshes nbs/nbdev.yml and nbs/sidebar.yml (refresh_docs_config).
-readme: docs-tool
+readme: docs-tool /usr/bin/pandoc
 	$(PY) -c "from tools.docs import build_readme; build_readme()"
 
-docs: docs-tool
+# Pandoc (Debian's) turns the notebooks' Quarto markdown into the site's HTML, as it does inside Quarto.
+/usr/bin/pandoc:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q pandoc; \
+	 else sudo apt-get update -q && sudo apt-get install -y -q pandoc; fi
+
+docs: docs-tool /usr/bin/pandoc
 	$(PY) -c "from tools.docs import build_site; build_site()"
 
 # torch's OpenMP threads spin while waiting; with two notebooks or servers sharing 2 cores that is ~10x slower.
 test: export OMP_WAIT_POLICY = PASSIVE
 # The book's tutorial trains twice (about 5 minutes on one core): it runs beside the other notebooks and the quick tests.
 QUICK_TESTS := tests/test_sgd.py tests/test_search.py tests/test_data.py
-test: .venv/.installed-dev /usr/bin/chromium sync
+test: .venv/.installed-dev /usr/bin/chromium /usr/bin/pandoc sync
 	@book_log=$$(mktemp); .venv/bin/nbdev_test --path nbs/tutorials/book.ipynb --timing > $$book_log 2>&1 & book=$$!; \
 	.venv/bin/nbdev_test --n_workers 1 --skip_file_re '^(book|[_.])' --timing && \
 	.venv/bin/nbdev_test --path tools/docs.ipynb --timing && \

@@ -11,14 +11,18 @@ from .models import *
 from .inference import *
 from .files import *
 from .search import *
+from .practice import *
 from .download import *
 from .data import *
 from .journal import *
 from .issues import *
 from .clean import *
+from .animation import *
 from .sgd import *
 from .app import *
-from . import images, models, inference, files, search, download, data, journal, issues, clean, sgd, app
+from . import (images, models, inference, files, search, practice, download, data, journal, issues, clean,
+                     animation, sgd, app)
 
-__all__ = list(dict.fromkeys(n for m in (images, models, inference, files, search, download, data, journal, issues, clean, sgd, app)
-                             for n in m.__all__)) # `clean` gives the journal's and the scoring's names again
+_modules = (images, models, inference, files, search, practice, download, data, journal, issues, clean, animation,
+            sgd, app)
+__all__ = list(dict.fromkeys(n for m in _modules for n in m.__all__)) # `clean` gives the journal's and the scoring's names again

@@ -11,11 +11,13 @@ import anywidget, traitlets
 import ipywidgets as widgets
 from fastcore.basics import patch, store_attr
 from PIL import Image
-from .images import BearlabError, MAX_UPLOAD_BYTES, PHOTO_FORMATS, photo_bytes, thumbnail
+from .images import (
+    BearlabError, MAX_UPLOAD_BYTES, PHOTO_FORMATS, NOT_A_BEAR, label_folder, photo_bytes, thumbnail)
+_all_ = ['NOT_A_BEAR']
 from .inference import Classifier, Prediction
 
 # %% auto #0
-__all__ = ['NOT_A_BEAR', 'FEEDBACK_JOURNAL', 'prob_bars', 'answer_html', 'PhotoPicker', 'BearApp', 'keep_flagged', 'app_from_env']
+__all__ = ['FEEDBACK_JOURNAL', 'prob_bars', 'answer_html', 'PhotoPicker', 'BearApp', 'keep_flagged', 'app_from_env', 'NOT_A_BEAR']
 
 # %% ../nbs/07_webapp.ipynb #aa8a1119
 def prob_bars(
@@ -25,8 +27,10 @@ def prob_bars(
     rows = ''.join(
         f'<div style="display:flex;align-items:center;gap:.5em;margin:2px 0">'
         f'<span style="flex:0 0 5.5em;text-align:right;overflow-wrap:anywhere">{html.escape(k)}</span>'
-        f'<span style="flex:1 1 12em;max-width:12em;min-width:3em;background:#eee;height:1em;border-radius:3px">'
-        f'<span style="display:block;width:{v:.1%};height:100%;background:{"#d2691e" if pred.in_domain else "#aaa"};border-radius:3px"></span></span>'
+        f'<span style="flex:1 1 12em;max-width:12em;min-width:3em;'
+        f'background:#eee;height:1em;border-radius:3px">'
+        f'<span style="display:block;width:{v:.1%};height:100%;'
+        f'background:{"#d2691e" if pred.in_domain else "#aaa"};border-radius:3px"></span></span>'
         f'<span style="flex:0 0 3.5em">{v:.1%}</span></div>' for k,v in pred.probs.items())
     return f'<div class="bearlab-bars" style="max-width:24em">{rows}</div>'
 
@@ -35,11 +39,12 @@ def answer_html(
     pred:Prediction, # what the model said
 )->str: # HTML
     "The headline for `pred`: the label and how sure, or why it isn't one."
-    if pred.in_domain: return f'<h3 style="margin:.3em 0">It\'s {html.escape(pred.label)}!</h3><p>{pred.prob:.0%} sure.</p>'
+    if pred.in_domain:
+        return f'<h3 style="margin:.3em 0">It\'s {html.escape(pred.label)}!</h3><p>{pred.prob:.0%} sure.</p>'
     return f'<h3 style="margin:.3em 0">Hmm, not a bear?</h3><p>{html.escape(pred.message)}</p>'
 
 # %% ../nbs/07_webapp.ipynb #ee8e5e8a
-_PICKER_JS = r"""
+_PICKER_JS = (r"""
 const mb = (n) => (n / 1e6).toFixed(1) + ' MB';
 function render({ model, el }) {
   if (!document.querySelector('meta[name=viewport]')) {  // Voila's page doesn't say it fits a phone
@@ -74,7 +79,8 @@ function render({ model, el }) {
     if (m.done) { if (acked) { const r = acked; acked = null; r(-1); } idle(); }
   });
   async function send(f) {
-    if (f.size > model.get('max_bytes')) { model.send({ event: 'refused', name: f.name, size: f.size }); return; }
+    if (f.size > model.get('max_bytes')) {"""
+    r""" model.send({ event: 'refused', name: f.name, size: f.size }); return; }
     input.disabled = true
     label.classList.add('busy')
     model.send({ event: 'start', name: f.name, size: f.size });
@@ -96,20 +102,22 @@ function render({ model, el }) {
   });
 }
 export default { render };
-"""
+""")
 
-_PICKER_CSS = """
+_PICKER_CSS = ("""
 .bearlab-picker { display: flex; flex-direction: column; gap: .4em; max-width: 100%; }
-.bearlab-pick { display: inline-flex; align-items: center; width: max-content; max-width: 100%; padding: .6em 1.2em;
-  border-radius: 4px; background: var(--jp-brand-color1, #1976d2); color: white; cursor: pointer; font-size: 1.1em; }
+.bearlab-pick { display: inline-flex; align-items: center; width: max-content; max-width: 100%;"""
+    """ padding: .6em 1.2em;
+  border-radius: 4px; background: var(--jp-brand-color1, #1976d2); color: white;"""
+    """ cursor: pointer; font-size: 1.1em; }
 .bearlab-pick.busy { opacity: .6; cursor: progress; }
 .bearlab-file { position: absolute; width: 1px; height: 1px; opacity: 0; overflow: hidden; }
 .bearlab-progress { width: 100%; max-width: 24em; }
-"""
+""")
 
 # %% ../nbs/07_webapp.ipynb #87cd3879
 class PhotoPicker(anywidget.AnyWidget):
-    "Choose or take a photo: refused in the browser when too big, else sent in acknowledged chunks with progress."
+    "Choose or take a photo: refused in-browser if too big, else sent in acknowledged chunks with progress."
     _esm, _css = _PICKER_JS, _PICKER_CSS
     accept = traitlets.Unicode('image/*,.heic,.heif').tag(sync=True) # `image/*` offers a phone's camera
     description = traitlets.Unicode('Choose or take a photo').tag(sync=True)
@@ -134,6 +142,7 @@ def _finish(self:PhotoPicker, fn, *args):
         if fn: fn(*args)
     finally: self.send({'done': True})
 
+# %% ../nbs/07_webapp.ipynb #8d36ba95
 @patch
 def _on_msg(self:PhotoPicker, _, msg:dict, buffers:list):
     kind, name = msg.get('event'), msg.get('name') or self._name or 'your photo'
@@ -159,22 +168,30 @@ class BearApp:
         feedback_dir:str|Path|None=None, # keep the photos people flag as wrong here; None: nothing is kept
         max_bytes:int=MAX_UPLOAD_BYTES, # the largest photo taken in
     ):
-        self.classifier, self.preview_size, self.max_bytes = classifier or Classifier.default(), preview_size, max_bytes
+        self.classifier, self.preview_size, self.max_bytes = (
+            classifier or Classifier.default(), preview_size, max_bytes)
         self.feedback_dir, self.last = Path(feedback_dir) if feedback_dir else None, None
         self.upload = PhotoPicker(self.classify, self._refuse, self._start, max_bytes=max_bytes)
-        accepts = f'A photo ({PHOTO_FORMATS}) up to {max_bytes/1e6:.0f} MB. On a phone you can take one with the camera.'
-        self.accepts = widgets.HTML(f'<p style="margin:.2em 0;line-height:1.4">{accepts}</p>').add_class('bearlab-accepts')
-        self.preview = widgets.Image(format='jpeg', layout=widgets.Layout(max_width='100%', display='none')).add_class('bearlab-preview')
+        accepts = (f'A photo ({PHOTO_FORMATS}) up to {max_bytes/1e6:.0f} MB. '
+                   'On a phone you can take one with the camera.')
+        self.accepts = widgets.HTML(
+            f'<p style="margin:.2em 0;line-height:1.4">{accepts}</p>').add_class('bearlab-accepts')
+        self.preview = widgets.Image(
+            format='jpeg', layout=widgets.Layout(max_width='100%', display='none'),
+        ).add_class('bearlab-preview')
         self.answer = widgets.HTML().add_class('bearlab-prediction')
         self.bars = widgets.HTML()
         self.error = widgets.HTML(layout=widgets.Layout(display='none')).add_class('bearlab-error')
         self.feedback = self._feedback_box()
         about = f'{self._kept()} Model: {html.escape(repr(self.classifier))}'
         self.about = widgets.HTML(f'<div style="line-height:1.4"><small>{about}</small></div>')
-        self.widget = widgets.VBox([self.accepts, self.upload, self.error, self.preview, self.answer, self.bars]
-                                   + [self.feedback]*bool(self.feedback_dir) + [self.about],
-                                   layout=widgets.Layout(max_width='100%')).add_class('bearlab-app')
-    def _ipython_display_(self): from IPython.display import display; display(self.widget)
+        self.widget = widgets.VBox(
+            [self.accepts, self.upload, self.error, self.preview, self.answer, self.bars]
+            + [self.feedback]*bool(self.feedback_dir) + [self.about],
+            layout=widgets.Layout(max_width='100%')).add_class('bearlab-app')
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
 
 # %% ../nbs/07_webapp.ipynb #3d32a1d5
 @patch
@@ -186,12 +203,14 @@ def show_error(self:BearApp,
     self.error.value = f'<p style="color:#b00020;font-weight:bold">{html.escape(msg)}</p>'
     self.error.layout.display = None
 
+# %% ../nbs/07_webapp.ipynb #5e6e41e3
 @patch
 def _clear(self:BearApp):
     self.error.layout.display = self.preview.layout.display = self.feedback.layout.display = 'none'
     self.answer.value = self.bars.value = ''
     self.last = None
 
+# %% ../nbs/07_webapp.ipynb #b021dbd4
 @patch
 def classify(self:BearApp,
     data, # the photo: bytes, a memoryview or a path
@@ -204,10 +223,12 @@ def classify(self:BearApp,
     except BearlabError as e: return self.show_error(f'{name}: {e}')
     except Exception as e:
         traceback.print_exc(file=sys.stderr)
-        return self.show_error(f"{name}: something went wrong reading this photo ({type(e).__name__}). Try another one.")
+        return self.show_error(f"{name}: something went wrong reading this photo "
+                               f"({type(e).__name__}). Try another one.")
     self._clear()
     self.preview.value, self.preview.layout.display = thumbnail(img, self.preview_size), None
-    self.preview.width = str(round(img.width*min(1, self.preview_size/max(img.size)))) # a small photo at its own size
+    # a small photo at its own size
+    self.preview.width = str(round(img.width*min(1, self.preview_size/max(img.size))))
     self.answer.value, self.bars.value = answer_html(pred), prob_bars(pred)
     if self.feedback_dir: self._ask_feedback(photo_bytes(data), pred)
     return pred
@@ -216,13 +237,13 @@ def classify(self:BearApp,
 @patch
 def _start(self:BearApp, name:str, size:int): self._clear()
 
+# %% ../nbs/07_webapp.ipynb #c3329855
 @patch
 def _refuse(self:BearApp, name:str, size:int):
     self.show_error(f"{name} is {size/1e6:.1f} MB: the limit is {self.max_bytes/1e6:.1f} MB. "
                     "Choose a smaller photo, or take it at a lower resolution.")
 
 # %% ../nbs/07_webapp.ipynb #4aeeb728
-NOT_A_BEAR = 'not a bear' # the person's answer for a photo of no class at all; kept in `not-a-bear/`
 FEEDBACK_JOURNAL = 'feedback.jsonl' # one JSON line per flag, in the feedback folder
 _EXT = {'JPEG': 'jpg', 'MPO': 'jpg', 'HEIF': 'heic', 'TIFF': 'tif'}
 
@@ -232,17 +253,20 @@ def keep_flagged(
     label:str, # what the person says it is
     pred:Prediction, # what the model said
 )->Path: # where the photo is kept
-    "Save `data` once as `folder/label/<sha256>.<ext>`, and journal the time, the model's answer and the person's."
+    "Save `data` once as `folder/label/<sha256>.<ext>`; journal the time and both answers (model, person)."
     fmt = Image.open(io.BytesIO(data)).format or 'BIN'
-    sub = label.replace(' ', '-').replace('/', '-').lstrip('.') or 'unlabelled'
+    sub = label_folder(label)
     dst = Path(folder)/sub/f'{hashlib.sha256(data).hexdigest()[:16]}.{_EXT.get(fmt, fmt.lower())}'
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.exists(): # written whole, then renamed: a reader never sees half a photo
         tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
         tmp.write_bytes(data)
         tmp.replace(dst)
-    line = {'time': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'file': dst.relative_to(folder).as_posix(),
-            'model': pred.label if pred.in_domain else NOT_A_BEAR, 'model_prob': round(pred.prob, 4), 'person': label}
+    line = {'time': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'file': dst.relative_to(folder).as_posix(),
+            'model': pred.label if pred.in_domain else NOT_A_BEAR,
+            'model_prob': round(pred.prob, 4),
+            'person': label}
     with open(Path(folder)/FEEDBACK_JOURNAL, 'a') as f: f.write(json.dumps(line) + '\n')
     return dst
 
@@ -260,16 +284,20 @@ def _feedback_box(self:BearApp)->widgets.Box:
                        layout=widgets.Layout(display='none', flex_flow='row wrap', align_items='center'))
     return box.add_class('bearlab-feedback')
 
+# %% ../nbs/07_webapp.ipynb #82de2867
 @patch
 def _kept(self:BearApp)->str:
     if not self.feedback_dir: return 'Your photo is classified and not kept.'
-    return "Photos you flag as wrong are kept by whoever runs this app, to improve the model; other photos are not kept."
+    return ("Photos you flag as wrong are kept by whoever runs this app, to improve the model; "
+            "other photos are not kept.")
 
+# %% ../nbs/07_webapp.ipynb #4b26b475
 @patch
 def _ask_feedback(self:BearApp, data:bytes, pred:Prediction):
     self.last, self.really.value, self.flagged.value = (data, pred), '', ''
     self.feedback.layout.display = 'flex'
 
+# %% ../nbs/07_webapp.ipynb #fb6c9b8e
 @patch
 def flag(self:BearApp,
     label:str, # what the person says the last photo really is: one of the model's classes or `NOT_A_BEAR`
@@ -286,8 +314,12 @@ def app_from_env(
     var:str='BEARLAB_MODEL', # the environment variable holding the model's path
     feedback_var:str='BEARLAB_FEEDBACK', # the environment variable holding the feedback folder, if any
 )->BearApp|widgets.HTML: # the app, or the error that kept it from starting
-    "The app on the model named by `$BEARLAB_MODEL` (or the default model), keeping flags in `$BEARLAB_FEEDBACK` if set."
+    "The app on `$BEARLAB_MODEL`'s model (or the default), keeping flags in `$BEARLAB_FEEDBACK` if set."
     path = os.environ.get(var)
-    try: return BearApp(Classifier.load(path) if path else None, feedback_dir=os.environ.get(feedback_var) or None)
+    try:
+        return BearApp(Classifier.load(path) if path else None,
+                       feedback_dir=os.environ.get(feedback_var) or None)
     except BearlabError as e:
-        return widgets.HTML(f'<p style="color:#b00020">Can\'t start the app: {html.escape(str(e))}</p>').add_class('bearlab-error')
+        return widgets.HTML(
+            f'<p style="color:#b00020">Can\'t start the app: {html.escape(str(e))}</p>',
+        ).add_class('bearlab-error')

@@ -38,7 +38,7 @@ _all_ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'EmptyDatasetError', 'Unsa
 
 # %% ../nbs/04c_clean.ipynb #06ec6954
 class ImageCleaner:
-    "Review a queue from `label_issues` page by page; decisions are journalled, then applied and undone on request."
+    "Review a queue from `label_issues` page by page; decisions are journalled, applied and undone on asking."
     def __init__(self,
         df:pd.DataFrame, # a queue from `label_issues`
         root=None, # the dataset folder; default the queue's
@@ -51,10 +51,12 @@ class ImageCleaner:
         self.root = Path(root or df.attrs.get('root') or '.').resolve()
         self.journal, self.df = Journal(self.root), df.reset_index(drop=True)
         self.classes = sorted(set(df.attrs.get('classes', [])) | set(df.label))
-        self.filters, self.page, self._thumbs, self._w = dict(label='all', split='all', kind='all', mismatch=False), 0, {}, None
+        self.filters = dict(label='all', split='all', kind='all', mismatch=False)
+        self.page, self._thumbs, self._w = 0, {}, None
         self.decisions = self.journal.decisions()
         p = self.journal.pending()
-        self.message = (f"An earlier {p['kind']} stopped part-way: call `.recover('complete')` or `.recover('rollback')`." if p else '')
+        self.message = (f"An earlier {p['kind']} stopped part-way: call `.recover('complete')` or "
+                        "`.recover('rollback')`." if p else '')
 
 # %% ../nbs/04c_clean.ipynb #616dd417
 @patch
@@ -120,7 +122,7 @@ def go(self:ImageCleaner,
 def _filters(
     label:str='all', # show only the photos labelled with this class; 'all': every class
     split:str='all', # 'train', 'valid' or 'all'
-    kind:str='all', # show only this kind of problem: 'label', 'duplicate', 'leak', 'outlier', 'poor', 'unreadable', or 'all'
+    kind:str='all', # only this kind: 'label', 'duplicate', 'leak', 'outlier', 'poor', 'unreadable' or 'all'
     mismatch:bool=False, # True: show only the photos the model predicts another class for
 ): "The filters `ImageCleaner.set_filter` takes, with their starting values (a signature for its docs only)."
 
@@ -164,7 +166,9 @@ def choose(self:ImageCleaner,
     r = next(self.df[self.df.path.map(Path) == Path(path)].itertuples(), None)
     if r is None: raise CleanError(f"{path} is not in this cleaner's queue.")
     action, _, label = choice.partition(':')
-    if label: check_label(label); self.classes = sorted(set(self.classes) | {label})
+    if label:
+        check_label(label)
+        self.classes = sorted(set(self.classes) | {label})
     d = self.journal.decide(r.path, action or None, label or None, r.hash)
     if action: self.decisions[d['path']] = {k: d[k] for k in ('hash', 'action', 'label')}
     else: self.decisions.pop(d['path'], None)
@@ -181,12 +185,14 @@ def keep_rest(self:ImageCleaner):
 @patch
 def _moved(self:ImageCleaner, moves:list):
     m = {(self.root/s).resolve(): self.root/d for s, d in moves}
-    back = getattr(self, '_trashed', pd.DataFrame(columns=['path'])).path.map(lambda p: Path(p).resolve() in m)
+    trashed = getattr(self, '_trashed', pd.DataFrame(columns=['path']))
+    back = trashed.path.map(lambda p: Path(p).resolve() in m)
     if back.any(): # photos `refresh` left out of the queue, back from the trash: into the queue again
         self.df = pd.concat([self.df, self._trashed[back]], ignore_index=True)
         self._trashed = self._trashed[~back]
     self.df['path'] = [m.get(Path(p).resolve(), p) for p in self.df.path]
-    self.df['label'] = [l if TRASH in Path(p).parts else Path(p).parent.name for p, l in zip(self.df.path, self.df.label)]
+    self.df['label'] = [l if TRASH in Path(p).parts else Path(p).parent.name
+                        for p, l in zip(self.df.path, self.df.label)]
     self.decisions = self.journal.decisions()
 
 # %% ../nbs/04c_clean.ipynb #9d34f9b7
@@ -196,7 +202,9 @@ def apply(self:ImageCleaner,
 )->list:
     "Carry out the decisions (see `Journal.apply`)."
     moves = self.journal.apply(dry_run)
-    if not dry_run: self._moved(moves); self.message = f"Moved {_n_files(moves)}. Undo puts them back." if moves else "Nothing to apply."
+    if not dry_run:
+        self._moved(moves)
+        self.message = f"Moved {_n_files(moves)}. Undo puts them back." if moves else "Nothing to apply."
     self._render()
     return moves
 
@@ -217,7 +225,8 @@ def recover(self:ImageCleaner,
 ):
     "Complete or roll back an interrupted apply or undo (see `Journal.recover`)."
     b = self.journal.recover(how)
-    self._moved(b['moves'] if b and how == 'complete' else []) # rolled back: the files are where the queue says
+    # rolled back: the files are where the queue says
+    self._moved(b['moves'] if b and how == 'complete' else [])
     self.message = ''
     self._render()
 
@@ -237,7 +246,8 @@ def to_csv(self:ImageCleaner,
 def refresh(self:ImageCleaner):
     "Re-rank the queue with what you decided so far."
     trashed = self.df.path.map(lambda p: TRASH in Path(p).parts)
-    self._trashed = pd.concat([getattr(self, '_trashed', None), self.df[trashed]]) # kept for `undo` to bring back
+    # kept for `undo` to bring back
+    self._trashed = pd.concat([getattr(self, '_trashed', None), self.df[trashed]])
     self.df = refit(self.df[~trashed], self.decisions, self.embedder, self.cache_dir)
     self.page = 0
     self.message = f"Re-ranked: about {self.df.attrs['n_label_issues']} label errors remain."
@@ -275,7 +285,9 @@ def _safely(self:ImageCleaner, f, *args, **kw):
     if not self.journal.pending(): self.message = '' # an interrupted apply stays said until it is recovered
     if self._w is not None: self.output.clear_output()
     try: f(*args, **kw)
-    except BearlabError as e: self.message = str(e); self._render()
+    except BearlabError as e:
+        self.message = str(e)
+        self._render()
 
 # %% ../nbs/04c_clean.ipynb #1e1fb085
 @patch
@@ -290,8 +302,10 @@ def _thumb(self:ImageCleaner, path)->bytes|None:
 @patch
 def _thumbnail(self:ImageCleaner, path)->widgets.Widget:
     t = self._thumb(path)
-    lay = widgets.Layout(width='100%', height=f'{self.thumb}px', object_fit='contain', margin='0') # no margin: fits the card
-    return widgets.Image(value=t, format='jpeg', layout=lay) if t else widgets.HTML('<div style="color:#b00">can\'t be shown</div>', layout=lay)
+    # no margin: fits the card
+    lay = widgets.Layout(width='100%', height=f'{self.thumb}px', object_fit='contain', margin='0')
+    if t: return widgets.Image(value=t, format='jpeg', layout=lay)
+    return widgets.HTML('<div style="color:#b00">can\'t be shown</div>', layout=lay)
 
 # %% ../nbs/04c_clean.ipynb #9ce1fb18
 @patch
@@ -300,9 +314,11 @@ def _caption(self:ImageCleaner, r)->str:
     top = sorted((r.probs or {}).items(), key=lambda kv: -kv[1])[:3] if isinstance(r.probs, dict) else []
     probs = ' · '.join(f'{e(c)} {p:.0%}' for c, p in top)
     sugg = f' → <b>{e(r.pred)}</b>?' if isinstance(r.pred, str) and r.pred != r.label else ''
-    return (f'<div style="line-height:1.3;font-size:12px"><b>{e(r.label)}</b>{sugg} <span style="color:var(--jp-ui-font-color2,#777)">{e(r.split)}</span><br>'
-            f'<span style="color:var(--jp-ui-font-color1,#333)">{probs}</span><br><span style="color:var(--jp-error-color1,#b00)">{e(r.reason)}</span><br>'
-            f'<span style="color:var(--jp-ui-font-color2,#777)">{e(Path(r.path).name)}</span></div>')
+    return (f'<div style="line-height:1.3;font-size:12px"><b>{e(r.label)}</b>{sugg} <span '
+            f'style="color:var(--jp-ui-font-color2,#777)">{e(r.split)}</span><br><span '
+            f'style="color:var(--jp-ui-font-color1,#333)">{probs}</span><br><span '
+            f'style="color:var(--jp-error-color1,#b00)">{e(r.reason)}</span><br><span '
+            f'style="color:var(--jp-ui-font-color2,#777)">{e(Path(r.path).name)}</span></div>')
 
 # %% ../nbs/04c_clean.ipynb #426c23be
 _BORDER = {'': 'var(--jp-border-color2, #ddd)', 'keep': '#2a2', 'delete': '#c22'}
@@ -313,7 +329,8 @@ def _card(self:ImageCleaner, r)->widgets.VBox:
     v = self.choice(r)
     if v not in [o[1] for o in opts]: opts.append((v.replace(':', ': '), v))
     dd = widgets.Dropdown(options=opts, value=v, layout=widgets.Layout(width='100%', margin='0'))
-    card = widgets.VBox([self._thumbnail(r.path), widgets.HTML(self._caption(r), layout=widgets.Layout(margin='0')), dd],
+    card = widgets.VBox([self._thumbnail(r.path),
+                         widgets.HTML(self._caption(r), layout=widgets.Layout(margin='0')), dd],
                         layout=widgets.Layout(border=f"2px solid {_BORDER.get(v, '#26c')}", padding='4px'))
     def changed(ch):
         self._safely(self.choose, r.path, ch.new)
@@ -329,25 +346,34 @@ def _card(self:ImageCleaner, r)->widgets.VBox:
 @patch
 def _make_filters(self:ImageCleaner)->dict:
     "The filter menus and checkbox, each calling `set_filter` when changed."
-    dd = lambda desc, opts, val: widgets.Dropdown(description=desc, options=opts, value=val, layout=widgets.Layout(width='200px'))
+    dd = lambda desc, opts, val: widgets.Dropdown(description=desc, options=opts, value=val,
+                                                  layout=widgets.Layout(width='200px'))
     fw = dict(
         label=dd('class', ['all', *self.classes], self.filters['label']),
         split=dd('split', ['all', 'train', 'valid'], self.filters['split']),
-        kind=dd('problem', ['all', 'label', 'duplicate', 'leak', 'outlier', 'poor', 'unreadable'], self.filters['kind']),
-        mismatch=widgets.Checkbox(description='prediction ≠ label', value=self.filters['mismatch'], indent=False))
-    for k, w in fw.items(): w.observe(lambda ch, k=k: self._safely(self.set_filter, **{k: ch.new}), names='value')
+        kind=dd('problem', ['all', 'label', 'duplicate', 'leak', 'outlier', 'poor', 'unreadable'],
+                self.filters['kind']),
+        mismatch=widgets.Checkbox(description='prediction ≠ label', value=self.filters['mismatch'],
+                                  indent=False))
+    for k, w in fw.items():
+        w.observe(lambda ch, k=k: self._safely(self.set_filter, **{k: ch.new}), names='value')
     return fw
 
 # %% ../nbs/04c_clean.ipynb #8926360d
 @patch
 def _make_buttons(self:ImageCleaner)->dict:
     "The pager's and the toolbar's buttons, each calling a method."
-    b = lambda desc, f, **kw: (btn := widgets.Button(description=desc, layout=widgets.Layout(width='auto'), **kw),
-                              btn.on_click(lambda _: self._safely(f)))[0]
-    bt = dict(prev=b('◀ previous', lambda: self.go(self.page-1)), next=b('next ▶', lambda: self.go(self.page+1)),
-        keep_rest=b('keep the rest of this page', self.keep_rest), refresh=b('re-rank', self.refresh, tooltip='refit with your decisions'),
-        preview=b('preview apply', lambda: self._preview()), apply=b('apply', self.apply, button_style='warning'),
-        undo=b('undo', self.undo), csv=b('write cleaned.csv', self.to_csv))
+    def b(desc, f, **kw):
+        btn = widgets.Button(description=desc, layout=widgets.Layout(width='auto'), **kw)
+        btn.on_click(lambda _: self._safely(f))
+        return btn
+    bt = dict(prev=b('◀ previous', lambda: self.go(self.page-1)),
+              next=b('next ▶', lambda: self.go(self.page+1)),
+              keep_rest=b('keep the rest of this page', self.keep_rest),
+              refresh=b('re-rank', self.refresh, tooltip='refit with your decisions'),
+              preview=b('preview apply', lambda: self._preview()),
+              apply=b('apply', self.apply, button_style='warning'),
+              undo=b('undo', self.undo), csv=b('write cleaned.csv', self.to_csv))
     for k, w in bt.items(): w.add_class(f'bearlab-{k}')
     return bt
 
@@ -359,11 +385,13 @@ def _build(self:ImageCleaner):
     self.filter_widgets, self.buttons = self._make_filters(), self._make_buttons()
     self.page_label, self.status_line, self.output = widgets.HTML(), widgets.HTML(), widgets.Output()
     self.status_line.add_class('bearlab-status')
-    self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f'repeat(auto-fill, minmax({self.thumb+40}px, 1fr))', grid_gap='6px'))
+    columns = f'repeat(auto-fill, minmax({self.thumb+40}px, 1fr))'
+    self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=columns, grid_gap='6px'))
     bt = self.buttons
     self._w = widgets.VBox([widgets.HBox(list(self.filter_widgets.values())), self.grid,
                             widgets.HBox([bt['prev'], self.page_label, bt['next'], bt['keep_rest']]),
-                            widgets.HBox([bt['refresh'], bt['preview'], bt['apply'], bt['undo'], bt['csv']]), self.status_line, self.output])
+                            widgets.HBox([bt['refresh'], bt['preview'], bt['apply'], bt['undo'], bt['csv']]),
+                            self.status_line, self.output])
     self._w.add_class('bearlab-cleaner')
     self._render()
 
@@ -388,17 +416,21 @@ def widget(self:ImageCleaner)->widgets.VBox:
 # %% ../nbs/04c_clean.ipynb #81d1c408
 @patch
 def to_html(self:ImageCleaner)->str:
-    "The current page as static HTML, with its choices: for docs and saved notebooks, where widgets don't run."
+    "The current page as static HTML, with its choices: for docs and saved notebooks, without widgets."
     import base64
     cards = []
     for r in self.rows().itertuples():
         t = self._thumb(r.path)
-        img = f'<img src="data:image/jpeg;base64,{base64.b64encode(t).decode()}" style="width:100%;height:{self.thumb}px;object-fit:contain">' if t else ''
+        src = f'data:image/jpeg;base64,{base64.b64encode(t).decode()}' if t else ''
+        img = f'<img src="{src}" style="width:100%;height:{self.thumb}px;object-fit:contain">' if t else ''
         c = self.choice(r)
         label = {v: t for t, v in self.choices(r)}.get(c, c)
-        cards.append(f'<div style="border:2px solid {_BORDER.get(c, "#26c")};padding:4px">{img}{self._caption(r)}<div style="font-size:12px">▾ {html.escape(label)}</div></div>')
-    return (f'<div style="display:grid;grid-template-columns:repeat(auto-fill,minmax({self.thumb+40}px,1fr));gap:6px">{"".join(cards)}</div>'
-            f'<div style="font-size:13px">page {self.page+1} of {self.n_pages} · {html.escape(self.status())}</div>')
+        border = _BORDER.get(c, "#26c")
+        cards.append(f'<div style="border:2px solid {border};padding:4px">{img}{self._caption(r)}'
+                     f'<div style="font-size:12px">▾ {html.escape(label)}</div></div>')
+    grid = f'display:grid;grid-template-columns:repeat(auto-fill,minmax({self.thumb+40}px,1fr));gap:6px'
+    status = f'page {self.page+1} of {self.n_pages} · {html.escape(self.status())}'
+    return f'<div style="{grid}">{"".join(cards)}</div><div style="font-size:13px">{status}</div>'
 
 # %% ../nbs/04c_clean.ipynb #ac357f28
 @patch
@@ -410,34 +442,39 @@ def _repr_mimebundle_(self:ImageCleaner, **kwargs)->dict:
 # %% ../nbs/04c_clean.ipynb #259d6ace
 def learner_items(
     learn, # a fastai `Learner` for single-label classification
-)->tuple: # (files, labels): its training then validation photos still on disk, and the labels it learnt for them
-    "The photos of a Learner's `DataLoaders` and their labels, read through its label pipeline without opening a photo."
+)->tuple: # (files, labels): its training then validation photos still on disk, and the labels it learnt
+    "The photos of a Learner's `DataLoaders` and their labels, read by its label pipeline, no photo opened."
     files, labels = [], []
     for ds in (learn.dls.train_ds, learn.dls.valid_ds):
-        ys = ds.tls[1] if len(getattr(ds, 'tls', ())) > 1 else None # the y pipeline, e.g. parent_label, Categorize
+        # the y pipeline, e.g. parent_label, Categorize
+        ys = ds.tls[1] if len(getattr(ds, 'tls', ())) > 1 else None
         files += [Path(f) for f in ds.items]
-        labels += [str(ys.decode(y)) for y in ys] if ys is not None else [Path(f).parent.name for f in ds.items]
+        if ys is not None: labels += [str(ys.decode(y)) for y in ys]
+        else: labels += [Path(f).parent.name for f in ds.items]
     here = [f.is_file() for f in files]
-    if not all(here): print(f"{here.count(False)} of the Learner's photos are gone (deleted or moved): left out.")
+    if not all(here):
+        print(f"{here.count(False)} of the Learner's photos are gone (deleted or moved): left out.")
     return [f for f, h in zip(files, here) if h], [l for l, h in zip(labels, here) if h]
 
 # %% ../nbs/04c_clean.ipynb #f26ce89a
 @delegates(ImageCleaner, but=['df', 'root'], keep=True)
 class ImageClassifierCleaner(ImageCleaner):
-    "fastai's `ImageClassifierCleaner` for the book's code: every photo of `learn`'s `DataLoaders`, ranked out of fold."
+    "fastai's `ImageClassifierCleaner` for the book's code: `learn`'s `DataLoaders`, ranked out of fold."
     def __init__(self,
         learn, # a fastai `Learner`; only its `DataLoaders` are read
         max_n:int|None=None, # fastai's number of photos shown at once: photos per page
-        height:int|None=None, # fastai's thumbnail height: thumbnails fit a square of the smaller of `height` and `width`
+        height:int|None=None, # fastai's thumbnail height: thumbnails fit a square: the smaller of it, `width`
         width:int|None=None, # fastai's thumbnail width
         **kwargs, # `label_issues_from`'s (`folds`, `seed`, `progress`...); fastai's `opts` is ignored
     ):
         kwargs.pop('opts', None) # fastai's menu options: every card's menu offers every class already
         if max_n: kwargs.setdefault('page_size', max_n)
         if height or width: kwargs.setdefault('thumb', min(s for s in (height, width) if s))
-        scan = {k: kwargs.pop(k) for k in list(kwargs) if k in inspect.signature(label_issues_from).parameters}
+        scan = {k: kwargs.pop(k) for k in list(kwargs)
+                if k in inspect.signature(label_issues_from).parameters}
         files, labels = learner_items(learn)
-        if not files: raise EmptyDatasetError("None of the Learner's photos is on disk any more: make new DataLoaders.")
+        if not files:
+            raise EmptyDatasetError("None of the Learner's photos is on disk any more: make new DataLoaders.")
         valid = {Path(f) for f in learn.dls.valid_ds.items}
         split = SimpleNamespace(is_valid=valid.__contains__) # the Learner's own train/valid split
         root = Path(os.path.commonpath([f.parent.parent for f in files])) # the folder of the class folders
@@ -448,7 +485,7 @@ class ImageClassifierCleaner(ImageCleaner):
 # %% ../nbs/04c_clean.ipynb #dada310f
 @patch
 def _fn_decisions(self:ImageClassifierCleaner):
-    "(index into `fns`, decision, label) of each photo with a decision about it, if it is still the same file at the same place."
+    "(index into `fns`, decision, label) of each photo with a decision, if still the same file, same place."
     for i, (f, (h, label)) in enumerate(zip(self.fns, self._fn_keys)):
         d = self.decisions.get(self.rel(f))
         if d and d['hash'] == h and f.is_file() and file_hash(f) == h: yield i, d, label
@@ -463,4 +500,5 @@ def delete(self:ImageClassifierCleaner)->L:
 @patch
 def change(self:ImageClassifierCleaner)->L:
     "`(index into fns, new class)` for each photo to relabel."
-    return L((i, d['label']) for i, d, label in self._fn_decisions() if d['action'] == 'relabel' and d['label'] != label)
+    return L((i, d['label']) for i, d, label in self._fn_decisions()
+             if d['action'] == 'relabel' and d['label'] != label)

@@ -14,16 +14,19 @@ __all__ = ['app_notebook', 'voila_command', 'app_env', 'parser', 'main']
 def app_notebook(
     root:Path|None=None, # the source checkout to look in (the one this package was imported from, by default)
 )->Path:
-    "The Voila app's notebook: `nbs/app.ipynb` in a checkout, else a copy written to `~/.cache/bearlab`."
+    "The Voila app's notebook: `nbs/app.ipynb` in a checkout, else a copy written to bearlab's cache."
     import bearlab
     root = Path(root) if root else Path(bearlab.__file__).resolve().parent.parent
     if (nb := root/'nbs'/'app.ipynb').is_file(): return nb
     import nbformat
     v4 = nbformat.v4
-    nb = v4.new_notebook(cells=[v4.new_markdown_cell('# Which bear is it?\n\nUpload a photo of a bear, and the model tells you which it is.'),
-                                v4.new_code_cell('from bearlab.app import app_from_env\napp_from_env()')],
-                         metadata={'kernelspec': {'name':'python3', 'display_name':'Python 3', 'language':'python'}})
-    dest = Path.home()/'.cache'/'bearlab'/'app.ipynb'
+    nb = v4.new_notebook(
+        cells=[v4.new_markdown_cell('# Which bear is it?\n\n'
+                                    'Upload a photo of a bear, and the model tells you which it is.'),
+               v4.new_code_cell('from bearlab.app import app_from_env\napp_from_env()')],
+        metadata={'kernelspec': {'name':'python3', 'display_name':'Python 3', 'language':'python'}})
+    from bearlab.runtime import cache_root
+    dest = cache_root()/'app.ipynb'
     dest.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dest)
     return dest
@@ -33,11 +36,14 @@ def voila_command(
     notebook:Path, # the notebook to serve
     port:int=8866, # the port to listen on
     host:str='127.0.0.1', # the address to listen on
+    cull_idle:int=600, # shut down a kernel with no page connected after this many idle seconds
 )->list: # the command line, ready for `subprocess` or `os.execv`
     "How to start Voila on `notebook`."
-    return [sys.executable, '-m', 'voila', str(notebook), f'--port={port}', f'--Voila.ip={host}', '--no-browser',
+    return [sys.executable, '-m', 'voila', str(notebook),
+            f'--port={port}', f'--Voila.ip={host}', '--no-browser',
             '--show_tracebacks=False', f'--Voila.root_dir={Path(notebook).parent}',
-            '--MappingKernelManager.cull_interval=60', '--MappingKernelManager.cull_idle_timeout=600'] # see above
+            f'--MappingKernelManager.cull_interval={max(1, min(60, cull_idle // 2))}',
+            f'--MappingKernelManager.cull_idle_timeout={cull_idle}'] # see above
 
 # %% ../nbs/08_cli.ipynb #1402ff56
 def app_env(
@@ -58,14 +64,24 @@ def app_env(
         env['BEARLAB_FEEDBACK'] = str(path)
     return env
 
+# %% ../nbs/08_cli.ipynb #740ffbaa
+def _model_or_default(model:str|None)->str:
+    "`--model`, or the built-in model's bundle, written to bearlab's cache once: then no server loads torch."
+    if model: return model
+    from bearlab.inference import default_bundle
+    print("bearlab: loading the built-in model (the first time, it is written to bearlab's cache)", flush=True)
+    return str(default_bundle())
+
+# %% ../nbs/08_cli.ipynb #38fb9477
 def _app(args):
-    env = app_env(args.model, args.feedback)
+    env = app_env(_model_or_default(args.model), args.feedback)
     kept = f"; photos flagged as wrong are kept in {env['BEARLAB_FEEDBACK']}" if args.feedback else ''
-    print(f"bearlab app: http://{args.host}:{args.port}  (model: {args.model or 'ImageNet bears, built in'}{kept}; "
-          "Ctrl-C stops it)", flush=True)
-    cmd = voila_command(app_notebook(), args.port, args.host)
+    print(f"bearlab app: http://{args.host}:{args.port}  "
+          f"(model: {args.model or 'ImageNet bears, built in'}{kept}; Ctrl-C stops it)", flush=True)
+    cmd = voila_command(app_notebook(), args.port, args.host, args.cull_idle)
     os.execve(cmd[0], cmd, env)
 
+# %% ../nbs/08_cli.ipynb #125c1716
 def _serve(args):
     from bearlab.serve import serve
     serve(model=args.model, host=args.host, port=args.port, workers=args.workers)
@@ -76,19 +92,25 @@ def parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='bearlab', description='bearlab: the fast.ai lesson 2 companion.')
     sub = p.add_subparsers(dest='command', required=True)
     a = sub.add_parser('app', help='serve the upload-and-classify app (Voila)')
-    a.add_argument('--model', help='a fastai export.pkl or a bearlab bundle (default: ImageNet bears, built in)')
+    a.add_argument('--model',
+                   help='a fastai export.pkl or a bearlab bundle (default: ImageNet bears, built in)')
     a.add_argument('--port', type=int, default=8866)
     a.add_argument('--host', default='127.0.0.1')
-    a.add_argument('--feedback', metavar='DIR', help="keep the photos people flag as wrong in DIR (default: keep nothing)")
+    a.add_argument('--cull-idle', type=int, default=600, metavar='SECONDS',
+                   help="shut down a visitor's kernel after this long idle with no page open (default: 600)")
+    a.add_argument('--feedback', metavar='DIR',
+                   help="keep the photos people flag as wrong in DIR (default: keep nothing)")
     a.set_defaults(func=_app)
     s = sub.add_parser('serve', help='serve the classify API (uvicorn)')
-    s.add_argument('--model', help='a fastai export.pkl or a bearlab bundle (default: ImageNet bears, built in)')
+    s.add_argument('--model',
+                   help='a fastai export.pkl or a bearlab bundle (default: ImageNet bears, built in)')
     s.add_argument('--host', default='127.0.0.1')
     s.add_argument('--port', type=int, default=8000)
     s.add_argument('--workers', type=int, default=1)
     s.set_defaults(func=_serve)
     return p
 
+# %% ../nbs/08_cli.ipynb #a3cc4e54
 def main(
     argv:list|None=None, # the arguments (default: the command line's)
 ):

@@ -34,6 +34,7 @@ def image_hash(
     bits = (a[:, 1:] > a[:, :-1]).flatten()
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
+# %% ../nbs/03a_files.ipynb #2cc8675e
 def hash_distance(
     a:int, # a perceptual hash from `image_hash`
     b:int, # another one
@@ -43,7 +44,8 @@ def hash_distance(
 
 # %% ../nbs/03a_files.ipynb #2cbb38b0
 if not mimetypes.inited: mimetypes.init()  # the system's list of types too, as fastai's import leaves it
-_IMAGE_EXTENSIONS = {k for k,v in mimetypes.types_map.items() if v.startswith('image/')}  # fastai's `image_extensions`
+# fastai's `image_extensions`
+_IMAGE_EXTENSIONS = {k for k,v in mimetypes.types_map.items() if v.startswith('image/')}
 
 def image_files(
     path, # a folder of photos, usually one sub-folder per class
@@ -52,19 +54,21 @@ def image_files(
     path, res = Path(path), []
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-        res += [Path(root)/f for f in sorted(files) if not f.startswith('.') and Path(f).suffix.lower() in _IMAGE_EXTENSIONS]
+        res += [Path(root)/f for f in sorted(files)
+                if not f.startswith('.') and Path(f).suffix.lower() in _IMAGE_EXTENSIONS]
     return L(res)
 
 # %% ../nbs/03a_files.ipynb #b8437628
 class StableSplitter:
-    "A fastai splitter that puts each file in train or valid by a hash of its content (or name), independently of the others."
+    "A fastai splitter putting each file in train or valid by a hash of its content (or name), on its own."
     def __init__(self,
         valid_pct:float=0.2, # fraction of files, on average, in the validation set
         salt:str='bearlab', # change it to draw a different (still stable) split
         by:str='content', # 'content': hash the file's bytes; 'name': hash its file name
     ):
         if by not in ('content', 'name'): raise BearlabError(f"`by` must be 'content' or 'name', not {by!r}.")
-        if not 0 <= valid_pct < 1: raise BearlabError(f"`valid_pct` is a fraction between 0 and 1, not {valid_pct}.")
+        if not 0 <= valid_pct < 1:
+            raise BearlabError(f"`valid_pct` is a fraction between 0 and 1, not {valid_pct}.")
         store_attr()
         self._cache = {}
 
@@ -76,23 +80,28 @@ class StableSplitter:
         if k not in self._cache: self._cache[k] = file_hash(p)
         return self._cache[k]
 
-    def score(self,
-        item, # a file: its path
-    )->float:
-        "Where `item` falls between 0 and 1; below `valid_pct` means validation."
-        h = hashlib.sha256(f'{self.salt}:{self._key(item)}'.encode()).digest()
-        return int.from_bytes(h[:8], 'big') / 2**64
-
-    def is_valid(self,
-        item, # a file: its path
-    )->bool:
-        "Whether `item` goes in the validation set."
-        return self.score(item) < self.valid_pct
     def __call__(self, items):
         v = L(items).map(self.is_valid)
         return L(i for i,o in enumerate(v) if not o), L(i for i,o in enumerate(v) if o)
     def __getstate__(self): return {**self.__dict__, '_cache': {}}
     __repr__ = basic_repr('valid_pct,salt,by')
+
+# %% ../nbs/03a_files.ipynb #60e8d15c
+@patch
+def score(self:StableSplitter,
+    item, # a file: its path
+)->float:
+    "Where `item` falls between 0 and 1; below `valid_pct` means validation."
+    h = hashlib.sha256(f'{self.salt}:{self._key(item)}'.encode()).digest()
+    return int.from_bytes(h[:8], 'big') / 2**64
+
+# %% ../nbs/03a_files.ipynb #4298020f
+@patch
+def is_valid(self:StableSplitter,
+    item, # a file: its path
+)->bool:
+    "Whether `item` goes in the validation set."
+    return self.score(item) < self.valid_pct
 
 # %% ../nbs/03a_files.ipynb #02f73eb1
 def _hashes(files, progress=True):
@@ -104,6 +113,7 @@ def _hashes(files, progress=True):
         except ImageError: phs.append(None)
     return shas, phs
 
+# %% ../nbs/03a_files.ipynb #f1508187
 def _near_pairs(phs, max_distance):
     "Index pairs (i, j, distance) of perceptual hashes at most `max_distance` bits apart."
     idx = [i for i,h in enumerate(phs) if h is not None]
@@ -111,6 +121,16 @@ def _near_pairs(phs, max_distance):
     for j in range(len(idx)-1):
         d = np.bitwise_count(H[j+1:] ^ H[j])
         for k in np.flatnonzero(d <= max_distance): yield idx[j], idx[j+1+k], int(d[k])
+
+# %% ../nbs/03a_files.ipynb #07e16a00
+def _duplicate_pairs(shas:list, phs:list, max_distance:int)->dict:
+    "`{(i, j): (kind, distance)}` of the files that are exact or near copies of each other."
+    pairs = {}
+    for i, j, d in _near_pairs(phs, max_distance): pairs[(i,j)] = ('exact' if shas[i]==shas[j] else 'near', d)
+    for ids in groupby(range(len(shas)), lambda i: shas[i]).values():
+        for x in range(len(ids)):
+            for y in ids[x+1:]: pairs[(ids[x], y)] = ('exact', 0)
+    return pairs
 
 # %% ../nbs/03a_files.ipynb #71c323b7
 _DUP_COLS = ['a', 'b', 'kind', 'distance', 'same_label', 'leak']
@@ -122,15 +142,10 @@ def find_duplicates(
     progress:bool=True, # show a progress bar while hashing
 )->pd.DataFrame: # one row per pair: a, b, kind ('exact'/'near'), distance, same_label, leak
     "Pairs of exact and near-duplicate photos, with whether each pair shares a label and straddles the split."
-    files = image_files(path_or_files) if isinstance(path_or_files, (str, Path)) else L(path_or_files).map(Path)
+    is_folder = isinstance(path_or_files, (str, Path))
+    files = image_files(path_or_files) if is_folder else L(path_or_files).map(Path)
     splitter = ifnone(splitter, StableSplitter())
-    shas, phs = _hashes(files, progress)
-    pairs = {}
-    for i, j, d in _near_pairs(phs, max_distance): pairs[(i,j)] = ('exact' if shas[i]==shas[j] else 'near', d)
-    by_sha = groupby(range(len(files)), lambda i: shas[i])
-    for ids in by_sha.values():
-        for x in range(len(ids)):
-            for y in ids[x+1:]: pairs[(ids[x], y)] = ('exact', 0)
+    pairs = _duplicate_pairs(*_hashes(files, progress), max_distance)
     valid = {i: splitter.is_valid(files[i]) for i in {i for p in pairs for i in p}}
     rows = [(files[i], files[j], k, d, files[i].parent.name == files[j].parent.name, valid[i] != valid[j])
             for (i,j),(k,d) in pairs.items()]

@@ -10,9 +10,9 @@ import numpy as np, pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['PHOTO_FORMATS', 'MAX_UPLOAD_BYTES', 'MAX_PIXELS', 'BearlabError', 'ImageError', 'EmptyImageError', 'NotAnImageError',
-           'TruncatedImageError', 'ImageTooLargeError', 'photo_bytes', 'describe_bytes', 'to_rgb', 'open_image',
-           'thumbnail']
+__all__ = ['PHOTO_FORMATS', 'MAX_UPLOAD_BYTES', 'NOT_A_BEAR', 'MAX_PIXELS', 'BearlabError', 'ImageError', 'EmptyImageError',
+           'NotAnImageError', 'TruncatedImageError', 'ImageTooLargeError', 'label_folder', 'photo_bytes',
+           'describe_bytes', 'to_rgb', 'open_image', 'thumbnail']
 
 # %% ../nbs/00_images.ipynb #de853e7b
 class BearlabError(Exception):
@@ -29,6 +29,16 @@ pillow_heif.register_heif_opener() # HEIC and HEIF through `Image.open`, for bea
 PHOTO_FORMATS = 'JPEG, PNG, HEIC, WebP, AVIF, GIF, BMP or TIFF' # what bearlab reads, in words
 MAX_UPLOAD_BYTES = 50_000_000 # the largest photo the app and the API take in (50 MB)
 
+# %% ../nbs/00_images.ipynb #6dc0077f
+NOT_A_BEAR = 'not a bear' # the feedback answer for a photo of no class at all
+
+# %% ../nbs/00_images.ipynb #b2d2c323
+def label_folder(
+    label:str, # a class name, or `NOT_A_BEAR`
+)->str: # a folder name: no spaces, no slashes, no leading dot
+    "The folder that keeps the photos labelled `label`."
+    return label.replace(' ', '-').replace('/', '-').lstrip('.') or 'unlabelled'
+
 # %% ../nbs/00_images.ipynb #5105f8f9
 def photo_bytes(
     src, # bytes, bytearray, memoryview, a path (str or `Path`) or a binary file object
@@ -40,7 +50,9 @@ def photo_bytes(
         if not p.is_file(): raise ImageError(f"There is no file at {p}.")
         data = p.read_bytes()
     elif hasattr(src, 'read'): data = src.read()
-    else: raise ImageError(f"Can't read a photo from a {type(src).__name__}: give bytes, a path or a PIL image.")
+    else:
+        raise ImageError(f"Can't read a photo from a {type(src).__name__}: give bytes, "
+                         "a path or a PIL image.")
     if not data: raise EmptyImageError(f"The file is empty (0 bytes). Choose a photo file: {PHOTO_FORMATS}.")
     return data
 
@@ -54,12 +66,16 @@ def describe_bytes(
     if head.startswith((b'{', b'[')): return 'JSON text'
     if head.startswith(b'%pdf'): return 'a PDF document'
     if head.startswith(b'pk\x03\x04'): return 'a zip archive'
-    try: data[:512].decode('utf-8'); return 'text'
+    try:
+        data[:512].decode('utf-8')
+        return 'text'
     except UnicodeDecodeError: return 'binary data of an unknown kind'
 
 # %% ../nbs/00_images.ipynb #e4c1accf
-def _has_alpha(img): return img.mode in ('RGBA','LA','PA','RGBa','La') or (img.mode=='P' and 'transparency' in img.info)
+def _has_alpha(img):
+    return img.mode in ('RGBA','LA','PA','RGBa','La') or (img.mode=='P' and 'transparency' in img.info)
 
+# %% ../nbs/00_images.ipynb #4ee0cd7c
 def to_rgb(
     img:Image.Image, # a decoded image in any PIL mode
 )->Image.Image: # 8-bit RGB
@@ -85,12 +101,14 @@ def _open(data:bytes, max_pixels:int)->Image.Image:
         try: img = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError: img = None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            raise NotAnImageError(f"This file is not a photo bearlab can read: it looks like {describe_bytes(data)}. "
+            raise NotAnImageError("This file is not a photo bearlab can read: "
+                                  f"it looks like {describe_bytes(data)}. "
                                   f"Choose a {PHOTO_FORMATS} image.") from None
     if img is None or img.width*img.height > max_pixels:
-        size = '' if img is None else f' ({img.width}×{img.height} = {img.width*img.height/1e6:.0f} megapixels)'
-        raise ImageTooLargeError(f"This image is too large{size}: the limit is {max_pixels/1e6:.0f} megapixels. "
-                                 "Resize it and try again.")
+        mp = '' if img is None else f'{img.width*img.height/1e6:.0f} megapixels'
+        size = '' if img is None else f' ({img.width}×{img.height} = {mp})'
+        raise ImageTooLargeError(f"This image is too large{size}: the limit is {max_pixels/1e6:.0f} "
+                                 "megapixels. Resize it and try again.")
     return img
 
 # %% ../nbs/00_images.ipynb #e71bd165
@@ -101,9 +119,10 @@ def _load(img:Image.Image):
             img.load()
     except (OSError, SyntaxError, ValueError) as e:
         if 'truncated' in str(e) or 'broken data stream' in str(e) or 'premature end' in str(e).lower():
-            raise TruncatedImageError("This image is cut off part-way (the file is incomplete, perhaps an unfinished download). "
-                                      "Download or copy it again.") from None
-        raise NotAnImageError(f"This image file is damaged and can't be decoded ({e}). Try another photo.") from None
+            raise TruncatedImageError("This image is cut off part-way (the file is incomplete, "
+                                      "perhaps an unfinished download). Download or copy it again.") from None
+        raise NotAnImageError(f"This image file is damaged and can't be decoded ({e}). "
+                              "Try another photo.") from None
 
 # %% ../nbs/00_images.ipynb #82185b06
 def open_image(
@@ -118,7 +137,9 @@ def open_image(
         if draft and img.format == 'JPEG': img.draft(img.mode, (draft, draft))
         _load(img)
     if getattr(img, 'n_frames', 1) > 1: img.seek(0)
-    return to_rgb(ImageOps.exif_transpose(img))
+    if img is src: return to_rgb(ImageOps.exif_transpose(img)) # a copy: the caller's image stays as it was
+    ImageOps.exif_transpose(img, in_place=True) # an image of our own: turned without a copy, if at all
+    return to_rgb(img)
 
 # %% ../nbs/00_images.ipynb #d87b4a49
 def thumbnail(

@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_inference.ipynb #da39eec7
 from __future__ import annotations
-import json, math, shutil, warnings
+import json, math, os, shutil, warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -17,7 +18,7 @@ _all_ = ['ModelLoadError']
 
 # %% auto #0
 __all__ = ['BEAR_DOMAIN', 'LITE0_PREPROCESS', 'ARCHS', 'Preprocess', 'fit_box', 'Prediction', 'Classifier', 'register_arch',
-           'export_bundle', 'ModelLoadError']
+           'export_bundle', 'default_bundle', 'ModelLoadError']
 
 # %% ../nbs/02_inference.ipynb #9450d832
 _PAD_MODES = {'zeros':'constant', 'reflection':'reflect', 'border':'edge'}
@@ -26,15 +27,17 @@ _PAD_MODES = {'zeros':'constant', 'reflection':'reflect', 'border':'edge'}
 class Preprocess:
     "How a model wants its photos: resized to `size` by `method`, central `crop_pct` kept, normalized."
     size:tuple=(224,224) # (height, width) of the model's input
-    method:str='crop' # 'crop' (fill, cut the centre), 'squish' (ignore the aspect ratio) or 'pad' (fit, pad the sides)
-    crop_pct:float=1. # the central fraction kept after fitting (fastai's `RandomResizedCrop` at validation: 224/256)
+    method:str='crop' # 'crop' (fill, cut centre), 'squish' (ignore aspect ratio) or 'pad' (fit, pad sides)
+    crop_pct:float=1. # central fraction kept after fitting (fastai's validation `RandomResizedCrop`: 224/256)
     mean:tuple=(0.,0.,0.) # per-channel mean subtracted after scaling to [0,1]
     std:tuple=(1.,1.,1.) # per-channel std divided by
     pad_mode:str='reflection' # how 'pad' fills: 'zeros', 'reflection' or 'border'
     def __post_init__(self):
         if isinstance(self.size, int): self.size = (self.size, self.size)
-        self.size, self.mean, self.std = tuple(self.size), tuple(map(float, self.mean)), tuple(map(float, self.std))
-        if self.method not in ('crop','squish','pad'): raise ValueError(f"Unknown resize method {self.method!r}")
+        self.size, self.mean, self.std = (
+            tuple(self.size), tuple(map(float, self.mean)), tuple(map(float, self.std)))
+        if self.method not in ('crop','squish','pad'):
+            raise ValueError(f"Unknown resize method {self.method!r}")
     @property
     def draft(self)->int:
         "The smallest side a decoded JPEG may have without losing detail."
@@ -54,8 +57,11 @@ def fit_box(
     else:
         m = (min if method == 'crop' else max)(w/sw, h/sh)
         bw, bh = int(m*sw), int(m*sh)
-    if crop_pct == 1 and method != 'squish': l, t = int((w-bw)/2), int((h-bh)/2) # whole pixels, as fastai's `Resize`
-    else: bw, bh = bw*crop_pct, bh*crop_pct; l, t = (w-bw)/2, (h-bh)/2
+    if crop_pct == 1 and method != 'squish':
+        l, t = int((w-bw)/2), int((h-bh)/2) # whole pixels, as fastai's `Resize`
+    else:
+        bw, bh = bw*crop_pct, bh*crop_pct
+        l, t = (w-bw)/2, (h-bh)/2
     return (l, t, l+bw, t+bh)
 
 # %% ../nbs/02_inference.ipynb #6a0fceb5
@@ -68,40 +74,113 @@ def _pad_to(img:Image.Image, box:tuple, mode:str)->tuple:
     a = np.pad(np.asarray(img), ((pt,pb), (pl,pr), (0,0)), mode=_PAD_MODES[mode])
     return Image.fromarray(a), (l+pl, t+pt, r+pl, b+pt)
 
-def _squish_centre(img:Image.Image, size:tuple, crop_pct:float)->Image.Image:
-    "Squish `img` to `size` enlarged by 1/`crop_pct`, then cut out the centre, as fastai's `RandomResizedCrop` validates."
+# %% ../nbs/02_inference.ipynb #23775403
+def _squish_source(img:Image.Image, size:tuple, crop_pct:float)->tuple:
+    "Image and box squishing `img` to `size`/`crop_pct`, centre kept, as `RandomResizedCrop` validates."
     (h, w), big = size, round(max(size)/crop_pct)
     H, W = h + big - max(size), w + big - max(size)
     t, l = (H - h)//2, (W - w)//2
-    if W & (W - 1) or H & (H - 1): return img.resize((W, H), Image.BILINEAR).crop((l, t, l + w, t + h))
+    if W & (W - 1) or H & (H - 1):
+        return img.resize((W, H), Image.BILINEAR), (l, t, l + w, t + h) # two passes
     sx, sy = img.width / W, img.height / H # exact in binary: one pass over the box gives the very same pixels
-    return img.resize((w, h), Image.BILINEAR, box=(l*sx, t*sy, (l + w)*sx, (t + h)*sy))
+    return img, (l*sx, t*sy, (l + w)*sx, (t + h)*sy)
 
+# %% ../nbs/02_inference.ipynb #60f975de
+@patch
+def _source(self:Preprocess, img:Image.Image)->tuple:
+    "The image to resize and the box of it that becomes the model's input."
+    if self.method == 'squish' and self.crop_pct < 1: return _squish_source(img, self.size, self.crop_pct)
+    box = fit_box(img.width, img.height, self.size, self.method, self.crop_pct)
+    if self.method == 'pad': img, box = _pad_to(img, box, self.pad_mode)
+    if all(float(v).is_integer() for v in box): # as fastai: cut out whole pixels, then resize all of them
+        img = img.crop(tuple(map(int, box)))
+        box = (0, 0, *img.size)
+    return img, tuple(box)
+
+# %% ../nbs/02_inference.ipynb #89f91944
 @patch
 def resize(self:Preprocess,
     img:Image.Image, # an RGB photo
 )->Image.Image: # the model's input size
     "`img` (RGB) fitted to the model's input size, as fastai's validation transforms do."
-    if self.method == 'squish' and self.crop_pct < 1: return _squish_centre(img, self.size, self.crop_pct)
-    box = fit_box(img.width, img.height, self.size, self.method, self.crop_pct)
-    if self.method == 'pad': img, box = _pad_to(img, box, self.pad_mode)
-    if all(float(v).is_integer() for v in box): img, box = img.crop(tuple(map(int, box))), None # as fastai: crop, then resize
-    return img.resize(self.size[::-1], Image.BILINEAR, box=box)
+    src, box = self._source(img)
+    return src.resize(self.size[::-1], Image.BILINEAR, box=box)
 
-# %% ../nbs/02_inference.ipynb #1ea88f94
+# %% ../nbs/02_inference.ipynb #05644c1e
+def _horizontal_first(
+    W:int, H:int, # the image's size
+    w:int, h:int, # the size it is resized to
+)->bool:
+    "Whether Pillow runs the horizontal pass first (Pillow 13's rule; older Pillows always do)."
+    return not (H - h > 0 and H - h > (W - w)*2)
+
+# %% ../nbs/02_inference.ipynb #01b1ea39
+def _exact32(v:float)->bool: return float(np.float32(v)) == v # Pillow reads a box as 32-bit floats
+
+# %% ../nbs/02_inference.ipynb #fe3020be
+def _bands(
+    src:tuple, # (W, H): the size of the image resized
+    size:tuple, # (w, h): the size it is resized to
+    box:tuple, # (left, top, right, bottom): the part of the image resized
+    n:int, # how many bands of output rows
+)->list|None: # [(output rows, (first, end) rows of the image, box in those rows)], or None: resize it whole
+    "Split a resize into `n` row bands giving exactly the whole resize's pixels, or None if that isn't sure."
+    (W, H), (w, h), (l, t, r, b) = src, size, box
+    if n < 2 or not _horizontal_first(W, H, w, h) or not all(map(_exact32, box)): return None
+    step = (b - t) / h
+    reach = max(step, 1.) # how far a bilinear output pixel reaches into the photo, in its pixels
+    cuts = [h*k//n for k in range(n + 1)]
+    out = []
+    for i, j in zip(cuts, cuts[1:]):
+        top, bottom = t + i*step, (b if j == h else t + j*step)
+        y0, y1 = max(0, math.floor(top - reach) - 1), min(H, math.ceil(bottom + reach) + 1)
+        if _horizontal_first(W, H, w, j - i): y0, y1 = 0, H # no need to cut out a strip (a copy) of the photo
+        sub = (l, top - y0, r, bottom - y0)
+        if not (all(map(_exact32, sub)) and _horizontal_first(W, y1 - y0, w, j - i)): return None
+        out.append((slice(i, j), (y0, y1), sub))
+    return out
+
+# %% ../nbs/02_inference.ipynb #79e51b02
+_pool = None
+def _band_pool()->ThreadPoolExecutor:
+    "Threads that resize bands of a photo beside the calling thread (Pillow and numpy let go of the GIL)."
+    global _pool
+    if _pool is None: _pool = ThreadPoolExecutor(3, thread_name_prefix='bearlab-bands')
+    return _pool
+
+# %% ../nbs/02_inference.ipynb #0d1f3443
+@patch
+def _fill(self:Preprocess, src:Image.Image, rows:slice, strip:tuple, box:tuple, x:np.ndarray):
+    "Resize `box` of the `strip` of rows of `src` into `rows` of `x` (3×H×W), normalized."
+    y0, y1 = strip
+    if (y0, y1) != (0, src.height): src = src.crop((0, y0, src.width, y1))
+    a = np.asarray(src.resize((self.size[1], rows.stop - rows.start), Image.BILINEAR, box=box))
+    std = np.array(self.std, np.float32)
+    # (a/255 - mean)/std as a multiply-add
+    scale, offset = 1 / (255 * std), -np.array(self.mean, np.float32) / std
+    for c in range(3): # a channel at a time: 4× faster than whole-array steps
+        np.multiply(a[..., c], scale[c], out=x[c, rows])
+        x[c, rows] += offset[c]
+
+# %% ../nbs/02_inference.ipynb #17a2b3d4
 @patch
 def array(self:Preprocess,
     img:Image.Image, # an RGB photo
+    out:np.ndarray|None=None, # a 3×H×W float32 array to fill, e.g. a batch's `x[i]` (default: a new one)
+    bands:int|None=None, # resize in this many bands on parallel threads (default: one per core, at most 4)
 )->np.ndarray: # 3×H×W float32, normalized
     "The model's input for `img`: a 3×H×W float32 array, resized and normalized."
-    a, std = np.asarray(self.resize(img)), np.array(self.std, np.float32)
-    scale, offset = 1 / (255 * std), -np.array(self.mean, np.float32) / std # (a/255 - mean)/std in one multiply-add
-    x = np.empty((3, *a.shape[:2]), np.float32)
-    for c in range(3): # a channel at a time: 4× faster than whole-array steps
-        np.multiply(a[..., c], scale[c], out=x[c])
-        x[c] += offset[c]
+    src, box = self._source(img)
+    x = np.empty((3, *self.size), np.float32) if out is None else out
+    n = min(4, rt.threads(), self.size[0] // 64) if bands is None else bands
+    whole = [(slice(0, self.size[0]), (0, src.height), box)]
+    first, *rest = _bands(src.size, self.size[::-1], box, n) or whole
+    todo = [_band_pool().submit(self._fill, src, *band, x) for band in rest]
+    self._fill(src, *first, x)
+    for f in todo: f.result()
     return x
 
+# %% ../nbs/02_inference.ipynb #e0a1967e
 @patch
 def tensor(self:Preprocess,
     img:Image.Image, # an RGB photo
@@ -116,8 +195,10 @@ def _resize_of(dls):
     for t in dls.after_item.fs:
         if isinstance(t, (Resize, RandomResizedCrop)): return t
     raise BearlabError("This model's DataLoaders have no `Resize` or `RandomResizedCrop` item transform, "
-                       "so bearlab can't tell what size its photos must be. Train it with `item_tfms=Resize(224)`.")
+                       "so bearlab can't tell what size its photos must be. "
+                       "Train it with `item_tfms=Resize(224)`.")
 
+# %% ../nbs/02_inference.ipynb #89c45150
 @patch(cls_method=True)
 def from_dls(cls:Preprocess, dls)->Preprocess:
     "The preprocessing a fastai `DataLoaders` applies at validation time."
@@ -130,6 +211,7 @@ def from_dls(cls:Preprocess, dls)->Preprocess:
         return cls((h,w), 'squish', (max(w,h))/(max(w,h)+xtra), *_norm_stats(dls))
     return cls((h,w), str(r.method), 1., *_norm_stats(dls), pad_mode=str(r.pad_mode))
 
+# %% ../nbs/02_inference.ipynb #e0eeb762
 def _norm_stats(dls)->tuple:
     from fastai.data.transforms import Normalize
     for t in dls.after_batch.fs:
@@ -139,6 +221,7 @@ def _norm_stats(dls)->tuple:
 # %% ../nbs/02_inference.ipynb #8c484796
 def _with_article(noun:str)->str: return ('an ' if noun[:1].lower() in 'aeiou' else 'a ') + noun
 
+# %% ../nbs/02_inference.ipynb #30328152
 @dataclass
 class Prediction:
     "What a model says about one photo."
@@ -160,7 +243,8 @@ class Prediction:
         if self.in_domain: return f"{self.label} ({self.prob:.0%} sure)"
         seen = f": it looks more like {_with_article(self.looks_like)}" if self.looks_like else ''
         return f"This doesn't look like a bear{seen}. (If it had to be one of mine, I'd say {self.label}.)"
-    def _repr_markdown_(self): return f"**{self.message}**  \n" + ', '.join(f"{k}: {v:.3f}" for k,v in self.probs.items())
+    def _repr_markdown_(self):
+        return f"**{self.message}**  \n" + ', '.join(f"{k}: {v:.3f}" for k,v in self.probs.items())
 
 # %% ../nbs/02_inference.ipynb #2e1464f0
 class Classifier:
@@ -175,14 +259,15 @@ class Classifier:
         max_pixels:int=MAX_PIXELS, # larger photos are refused (decompression bombs)
         source:str='', # where the model came from, for messages
         arch:str|None=None, # the architecture's name in `ARCHS`, needed to save a bundle
-        runtime:str='onnx', # 'onnx': ONNX Runtime if the model exports (else torch, saying why); 'torch': always torch
+        runtime:str='onnx', # 'onnx' (ONNX Runtime if the model exports, else torch, saying why) or 'torch'
     ):
         onnx = isinstance(model, OnnxModel)
         self.model, self._runner = (None, model) if onnx else (model.eval(), None)
         self.vocab, self.pre, self.runtime = [str(v) for v in vocab], pre, runtime
         self.outputs, self.domain, self.output_names = outputs, domain, output_names
         self.max_pixels, self.source, self.arch = max_pixels, source, arch
-    def __repr__(self): return f"Classifier({self.source or type(self.model).__name__}: {', '.join(self.vocab)})"
+    def __repr__(self):
+        return f"Classifier({self.source or type(self.model).__name__}: {', '.join(self.vocab)})"
 
 # %% ../nbs/02_inference.ipynb #0b64f33e
 @patch
@@ -192,13 +277,16 @@ def read(self:Classifier,
     "The photo `src` decoded for this model: RGB, upright, JPEGs at the smallest scale its input size allows."
     return open_image(src, draft=self.pre.draft, max_pixels=self.max_pixels)
 
+# %% ../nbs/02_inference.ipynb #1d5abbd1
 @patch
 def array(self:Classifier,
     src, # bytes, a path, a file object or a PIL image
+    out:np.ndarray|None=None, # a 3×H×W float32 array to write into (default: a new one)
 )->np.ndarray: # 3×H×W float32
     "The model's input for the photo `src` (bytes, path, file or PIL image): resized and normalized."
-    return self.pre.array(self.read(src))
+    return self.pre.array(self.read(src), out)
 
+# %% ../nbs/02_inference.ipynb #6cbdf8d6
 @patch
 def tensor(self:Classifier,
     src, # bytes, a path, a file object or a PIL image
@@ -209,10 +297,11 @@ def tensor(self:Classifier,
 # %% ../nbs/02_inference.ipynb #90bf0526
 @patch(as_prop=True)
 def runner(self:Classifier)->rt.OnnxModel|rt.TorchModel:
-    "What runs the forward pass: an `OnnxModel` (exported once, cached), or a `TorchModel` when export isn't possible."
+    "What runs the forward pass: an `OnnxModel` (exported once, cached) or, failing that, a `TorchModel`."
     if self._runner is None: self._runner = rt.runner(self.model, self.pre.size, self.source, self.runtime)
     return self._runner
 
+# %% ../nbs/02_inference.ipynb #0c2b5416
 @patch
 def forward(self:Classifier,
     x:np.ndarray, # a batch of preprocessed photos, N×3×H×W float32
@@ -235,6 +324,7 @@ def _read(self:Classifier, logits:np.ndarray)->Prediction:
         if not in_domain and self.output_names: looks_like = self.output_names[top]
     return Prediction(label, {self.vocab[i]:probs[i] for i in order}, in_domain, looks_like)
 
+# %% ../nbs/02_inference.ipynb #464a8764
 @patch
 def predict_arrays(self:Classifier,
     xs:list, # the model's inputs, as `Classifier.array` makes them
@@ -242,13 +332,18 @@ def predict_arrays(self:Classifier,
     "A `Prediction` for each prepared input in `xs`, in one forward pass."
     return [self._read(l) for l in self.forward(np.stack(xs))] if len(xs) else []
 
+# %% ../nbs/02_inference.ipynb #1e68c645
 @patch
 def predict_batch(self:Classifier,
     srcs:list, # photos: bytes, paths, file objects or PIL images
 )->list:
     "A `Prediction` for each photo in `srcs`, in one forward pass."
-    return self.predict_arrays([self.array(s) for s in srcs])
+    # each photo prepared in place: no copies to stack
+    x = np.empty((len(srcs), 3, *self.pre.size), np.float32)
+    for i, s in enumerate(srcs): self.array(s, x[i])
+    return [self._read(l) for l in self.forward(x)] if len(srcs) else []
 
+# %% ../nbs/02_inference.ipynb #0432e1e2
 @patch
 def predict(self:Classifier,
     src, # bytes, a path, a file object or a PIL image
@@ -267,11 +362,14 @@ def default(cls:Classifier)->Classifier:
     global _default
     if _default is None:
         try: from bearlab.models import efficientnet_lite0, imagenet_classes, BEAR_CLASSES
-        except ImportError as e: raise ModelLoadError(f"The built-in model is built with torch, which isn't installed here ({e}). "
-            "Serve a bundle instead: `Classifier.default().save(dir)` where torch is installed, then `--model dir`.") from None
-        _default = cls(efficientnet_lite0(), list(BEAR_CLASSES), LITE0_PREPROCESS, list(BEAR_CLASSES.values()),
-                       BEAR_DOMAIN, imagenet_classes(), source='ImageNet bears (EfficientNet-Lite0)',
-                       arch='imagenet:efficientnet_lite0')
+        except ImportError as e:
+            raise ModelLoadError(
+                f"The built-in model is built with torch, which isn't installed here ({e}). "
+                "Serve a bundle instead: `Classifier.default().save(dir)` where torch is installed, "
+                "then `--model dir`.") from None
+        _default = cls(efficientnet_lite0(), list(BEAR_CLASSES), LITE0_PREPROCESS,
+                       list(BEAR_CLASSES.values()), BEAR_DOMAIN, imagenet_classes(),
+                       source='ImageNet bears (EfficientNet-Lite0)', arch='imagenet:efficientnet_lite0')
     return _default
 
 # %% ../nbs/02_inference.ipynb #f6424b41
@@ -284,31 +382,40 @@ def from_learner(cls:Classifier, learn, source:str='')->Classifier:
 
 # %% ../nbs/02_inference.ipynb #9383e06c
 def _load_learner(path:Path):
-    with warnings.catch_warnings(): # fastai's import says torch.jit.script is deprecated: not the learner's to fix
+    # fastai's import says torch.jit.script is deprecated: not the learner's to fix
+    with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated')
         from fastai.learner import load_learner
-    warnings.warn_explicit(f"{path.name} is a pickle: loading it runs code from the file, so load only exports you trust. "
+    warnings.warn_explicit(
+        f"{path.name} is a pickle: loading it runs code from the file, so load only exports you trust. "
         "`bearlab.inference.export_bundle(learn, dir)` writes a model that loads without pickle.",
-        UserWarning, path.name, 0) # said about the file, not a line of bearlab: no path of this machine in the message
+        UserWarning,
+        # said about the file, not a line of bearlab: no path of this machine in the message
+        path.name, 0)
     try:
-        with warnings.catch_warnings(): # fastai's own version of the warning above, which names a file of fastai's
+        # fastai's own version of the warning above, which names a file of fastai's
+        with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='load_learner` uses')
             return load_learner(path, cpu=True)
     except AttributeError as e:
         raise ModelLoadError(f"{path} refers to something the training notebook defined ({e}). Define it "
-                             "(same name, same module) before loading, or export with `export_bundle`, which needs no pickle.") from None
-    except Exception as e: raise ModelLoadError(f"{path} is not a fastai export bearlab can read ({type(e).__name__}: {e}).") from None
+                             "(same name, same module) before loading, "
+                             "or export with `export_bundle`, which needs no pickle.") from None
+    except Exception as e:
+        raise ModelLoadError(f"{path} is not a fastai export bearlab can read "
+                             f"({type(e).__name__}: {e}).") from None
 
 # %% ../nbs/02_inference.ipynb #2c323e90
 ARCHS = {} # architecture name → function building it, for bundles
 def register_arch(
     name:str, # the name a bundle's JSON uses
     fn, # the function building the architecture (as passed to `vision_learner`)
-    builder:str='fastai', # 'fastai' (a `vision_learner` model) or 'plain' (`fn(pretrained=False)` is the whole model)
+    builder:str='fastai', # 'fastai' (a `vision_learner` model) or 'plain' (just `fn(pretrained=False)`)
 ):
-    "Let bundles name the architecture `fn` as `name`; `builder` is 'fastai' (a vision_learner model) or 'plain'."
+    "Let bundles name the architecture `fn` as `name`; `builder` is 'fastai' (vision_learner) or 'plain'."
     ARCHS[name] = (fn, builder)
 
+# %% ../nbs/02_inference.ipynb #dc2daac4
 def _arch_name(arch)->str:
     if isinstance(arch, str): return arch
     for k,(fn,_) in _archs().items():
@@ -321,7 +428,8 @@ def _archs()->dict:
     if 'imagenet:efficientnet_lite0' not in ARCHS:
         import torchvision.models as tvm
         from bearlab import models as bm
-        for n in ('resnet18','resnet34','resnet50','resnet101','resnet152'): ARCHS.setdefault(n, (getattr(tvm, n), 'fastai'))
+        for n in ('resnet18','resnet34','resnet50','resnet101','resnet152'):
+            ARCHS.setdefault(n, (getattr(tvm, n), 'fastai'))
         for n in ('resnet18','resnet34'): ARCHS.setdefault('bearlab.'+n, (getattr(bm, n), 'fastai'))
         ARCHS.setdefault('efficientnet_lite0', (bm.efficientnet_lite0, 'fastai'))
         ARCHS['imagenet:efficientnet_lite0'] = (bm.efficientnet_lite0, 'plain')
@@ -330,9 +438,10 @@ def _archs()->dict:
 # %% ../nbs/02_inference.ipynb #5fc52644
 def _versions()->dict:
     import fastai, PIL, torch, onnxruntime, bearlab
-    return {'bearlab':bearlab.__version__, 'torch':torch.__version__, 'fastai':fastai.__version__, 'pillow':PIL.__version__,
-            'onnxruntime':onnxruntime.__version__}
+    return {'bearlab':bearlab.__version__, 'torch':torch.__version__, 'fastai':fastai.__version__,
+            'pillow':PIL.__version__, 'onnxruntime':onnxruntime.__version__}
 
+# %% ../nbs/02_inference.ipynb #667e9137
 @patch
 def _save_onnx(self:Classifier, path:Path)->str|None:
     "Copy the model's ONNX export into the bundle folder `path`; None if it runs on torch only."
@@ -343,6 +452,7 @@ def _save_onnx(self:Classifier, path:Path)->str|None:
     shutil.copyfile(self.runner.path, f)
     return f.name
 
+# %% ../nbs/02_inference.ipynb #28d97b37
 @patch
 def save(self:Classifier,
     path, # a folder: `model.safetensors`, `model.onnx` and `bundle.json` are written in it
@@ -351,16 +461,21 @@ def save(self:Classifier,
     "Write this classifier as a bundle that loads without pickle, and without torch."
     from safetensors.torch import save_model
     from bearlab.models import LinearHead
-    if self.model is None: raise ModelLoadError(f"{self} was loaded from a bundle's model.onnx: copy that bundle's folder instead.")
+    if self.model is None:
+        raise ModelLoadError(f"{self} was loaded from a bundle's model.onnx: "
+                             "copy that bundle's folder instead.")
     arch = arch or self.arch
-    if arch not in _archs(): raise ModelLoadError(f"Can't save a bundle for architecture {arch!r}: known ones are {', '.join(ARCHS)}.")
+    if arch not in _archs():
+        raise ModelLoadError(f"Can't save a bundle for architecture {arch!r}: "
+                             f"known ones are {', '.join(ARCHS)}.")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     save_model(self.model, str(path/'model.safetensors'))
     head = 'linear' if any(isinstance(m, LinearHead) for m in self.model.children()) else 'fastai'
     n_logits = self.forward(np.zeros((1, 3, *self.pre.size), np.float32)).shape[-1]
-    meta = dict(format='bearlab-bundle', version=1, arch=arch, head=head, n_out=len(self.vocab) if self.outputs is None else None,
-                n_logits=n_logits, onnx=self._save_onnx(path), vocab=self.vocab, preprocess=asdict(self.pre),
+    meta = dict(format='bearlab-bundle', version=1, arch=arch, head=head,
+                n_out=len(self.vocab) if self.outputs is None else None, n_logits=n_logits,
+                onnx=self._save_onnx(path), vocab=self.vocab, preprocess=asdict(self.pre),
                 outputs=self.outputs, domain=self.domain, output_names=self.output_names, source=self.source,
                 versions=_versions())
     (path/'bundle.json').write_text(json.dumps(meta, indent=1))
@@ -384,41 +499,55 @@ def _build(meta:dict)->torch.nn.Module:
     head = LinearHead(body_features(fn), meta['n_out']) if meta.get('head') == 'linear' else None
     return create_vision_model(fn, meta['n_out'], pretrained=False, custom_head=head)
 
+# %% ../nbs/02_inference.ipynb #a62443e5
 def _torch_model(path:Path, meta:dict)->torch.nn.Module:
     "The bundle's torch model, from its architecture and `model.safetensors`."
     try: from safetensors.torch import load_model
-    except ImportError: raise ModelLoadError(f"{path} has no model.onnx, so it needs torch, which isn't installed here. "
-                                             "Export the bundle again with `export_bundle(learn, dir)`: it adds model.onnx.") from None
-    if meta['arch'] not in _archs(): raise ModelLoadError(f"{path} needs architecture {meta['arch']!r}, which this bearlab doesn't know.")
+    except ImportError:
+        raise ModelLoadError(f"{path} has no model.onnx, so it needs torch, which isn't installed here. "
+                             "Export the bundle again with `export_bundle(learn, dir)`: "
+                             "it adds model.onnx.") from None
+    if meta['arch'] not in _archs():
+        raise ModelLoadError(f"{path} needs architecture {meta['arch']!r}, which this bearlab doesn't know.")
     model = _build(meta)
     try: load_model(model, str(path/'model.safetensors'))
-    except RuntimeError as e: raise ModelLoadError(f"The weights in {path} don't fit a {meta['arch']} model: {str(e)[:300]}") from None
+    except RuntimeError as e:
+        raise ModelLoadError(f"The weights in {path} don't fit a {meta['arch']} model: "
+                             f"{str(e)[:300]}") from None
     return model
 
 # %% ../nbs/02_inference.ipynb #98764ef1
 def _mismatch(meta:dict, m:OnnxModel, pre:Preprocess)->str|None:
     "What `bundle.json` (`meta`, `pre`) says that the model `m` contradicts, or None."
-    n, names, outs, size = m.n_out, meta.get('output_names'), meta.get('outputs') or [], tuple(m.input_shape[2:])
+    n, names, outs, size = (
+        m.n_out, meta.get('output_names'), meta.get('outputs') or [], tuple(m.input_shape[2:]))
     want = meta.get('n_logits') or (len(meta['vocab']) if meta.get('outputs') is None else None)
-    if n is not None and want is not None and n != want: return f"it says the model has {want} outputs, model.onnx gives {n}"
-    if n is not None and names and len(names) != n: return f"it names {len(names)} outputs, model.onnx gives {n}"
-    if n is not None and outs and max(outs) >= n: return f"it reads output {max(outs)}, model.onnx gives {n}"
+    if n is not None and want is not None and n != want:
+        return f"it says the model has {want} outputs, model.onnx gives {n}"
+    if n is not None and names and len(names) != n:
+        return f"it names {len(names)} outputs, model.onnx gives {n}"
+    if n is not None and outs and max(outs) >= n:
+        return f"it reads output {max(outs)}, model.onnx gives {n}"
     if all(isinstance(s, int) for s in size) and size != tuple(pre.size):
         return f"its photos are {pre.size[0]}×{pre.size[1]}, model.onnx takes {size[0]}×{size[1]}"
 
+# %% ../nbs/02_inference.ipynb #7e7c46ca
 def _check_fits(path:Path, meta:dict, m:OnnxModel, pre:Preprocess):
     "Refuse a bundle whose `bundle.json` doesn't describe the model in its `model.onnx`."
     if why := _mismatch(meta, m, pre):
-        raise ModelLoadError(f"{path/'bundle.json'} doesn't match {path/'model.onnx'}: {why}. The two files come from "
-                             "different exports: export the bundle again with `export_bundle(learn, dir)`.")
+        raise ModelLoadError(f"{path/'bundle.json'} doesn't match {path/'model.onnx'}: {why}. "
+                             "The two files come from different exports: "
+                             "export the bundle again with `export_bundle(learn, dir)`.")
 
 # %% ../nbs/02_inference.ipynb #98f60372
 def _read_meta(path:Path)->dict:
     try: meta = json.loads((path/'bundle.json').read_text())
     except (ValueError, UnicodeDecodeError): meta = None
-    if not isinstance(meta, dict) or meta.get('format') != 'bearlab-bundle': raise ModelLoadError(f"{path/'bundle.json'} is not a bearlab bundle.")
+    if not isinstance(meta, dict) or meta.get('format') != 'bearlab-bundle':
+        raise ModelLoadError(f"{path/'bundle.json'} is not a bearlab bundle.")
     return meta
 
+# %% ../nbs/02_inference.ipynb #8261c2b6
 def _load_bundle(path:Path)->Classifier:
     meta = _read_meta(path)
     pre = Preprocess(**meta['preprocess'])
@@ -438,5 +567,22 @@ def load(cls:Classifier,
     path = Path(path)
     if path.name == 'bundle.json': path = path.parent
     if (path/'bundle.json').is_file(): return _load_bundle(path)
-    if not path.is_file(): raise ModelLoadError(f"There is no model at {path}: give a fastai export.pkl or a bundle folder.")
+    if not path.is_file():
+        raise ModelLoadError(f"There is no model at {path}: give a fastai export.pkl or a bundle folder.")
     return cls.from_learner(_load_learner(path), source=str(path))
+
+# %% ../nbs/02_inference.ipynb #1f3ec5f4
+def default_bundle(
+    cache:Path|None=None, # the folder that holds it (default: `bundles` in `bearlab.runtime.cache_root()`)
+)->Path: # the bundle's folder, for `Classifier.load` or `--model`
+    "`Classifier.default()` as a bundle in bearlab's cache, written once: servers load it without torch."
+    from bearlab import __version__
+    path = Path(cache or rt.cache_root()/'bundles')/f'imagenet-bears-lite0-{__version__}'
+    if (path/'bundle.json').is_file(): return path
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}')
+    shutil.rmtree(tmp, ignore_errors=True) # our own leftover from a crash, never a user's file
+    Classifier.default().save(tmp)
+    try: os.replace(tmp, path)
+    except OSError: # another process wrote it first: theirs is the same
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

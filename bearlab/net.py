@@ -13,10 +13,12 @@ __all__ = ['read_capped']
 def _reason(e:Exception, timeout:float|None=None)->str:
     "A few words saying why a web request failed."
     if isinstance(e, urllib.error.HTTPError):
-        if e.code in (301, 302, 303, 307, 308): return f'redirect loop (HTTP {e.code}: the server keeps sending the request elsewhere)'
+        if e.code in (301, 302, 303, 307, 308):
+            return f'redirect loop (HTTP {e.code}: the server keeps sending the request elsewhere)'
         return f'HTTP {e.code} {e.reason}'
     r = getattr(e, 'reason', e)
-    if isinstance(r, ConnectionRefusedError): return 'connection refused: nothing is listening at that address'
+    if isinstance(r, ConnectionRefusedError):
+        return 'connection refused: nothing is listening at that address'
     if isinstance(r, (TimeoutError, socket.timeout)):
         return f'no answer within {timeout:g} s (timeout)' if timeout else 'no answer in time (timeout)'
     if isinstance(r, socket.gaierror): return 'unknown host name'

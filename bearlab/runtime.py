@@ -17,18 +17,22 @@ __all__ = ['THREADS_ENV', 'OPSET', 'ModelLoadError', 'OnnxExportError', 'cache_r
 
 # %% ../nbs/01b_runtime.ipynb #f88219b9
 class ModelLoadError(BearlabError): "A model file bearlab can't load."
-class OnnxExportError(BearlabError): "A torch model that can't be run by ONNX Runtime: it is run by torch instead."
+class OnnxExportError(BearlabError):
+    "A torch model that can't be run by ONNX Runtime: it is run by torch instead."
 
 # %% ../nbs/01b_runtime.ipynb #a32c6b9d
 def cache_root()->Path:
     "bearlab's cache folder: `$BEARLAB_CACHE`, else `bearlab` in `$XDG_CACHE_HOME` or `~/.cache`."
-    return Path(os.environ.get('BEARLAB_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'bearlab')
+    return Path(os.environ.get('BEARLAB_CACHE')
+                or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'bearlab')
 
 # %% ../nbs/01b_runtime.ipynb #7d24cc47
-THREADS_ENV = 'BEARLAB_THREADS' # the intra-op threads each model may use; unset: every core this process may use
+# the intra-op threads each model may use; unset: every core this process may use
+THREADS_ENV = 'BEARLAB_THREADS'
 
 def threads()->int:
-    "How many threads one model's forward pass uses: `$BEARLAB_THREADS`, else every core this process may use."
+    ("How many threads one model's forward pass uses: `$BEARLAB_THREADS`, "
+     "else every core this process may use.")
     if n := os.environ.get(THREADS_ENV): return max(1, int(n))
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
@@ -37,14 +41,15 @@ def _load_error(path:Path, e:Exception)->ModelLoadError:
     "A `ModelLoadError` saying why ONNX Runtime couldn't open `path`, and what to do."
     msg, again = str(e), "export it again with `bearlab.inference.export_bundle(learn, dir)`"
     if 'protobuf' in msg.lower() or 'No graph' in msg:
-        return ModelLoadError(f"{path} is damaged: it is not a complete ONNX model (cut short while copying or downloading?). "
+        return ModelLoadError(f"{path} is damaged: it is not a complete ONNX model "
+                              "(cut short while copying or downloading?). "
                               f"Copy the bundle again, or {again}.")
     if m := re.search(r'Unsupported model IR version: (\d+), max supported IR version: (\d+)', msg):
         why = f"its ONNX IR version is {m[1]}, and this onnxruntime {ort.__version__} reads up to {m[2]}"
     elif m := re.search(r'[Oo]pset (\d+)', msg):
         why = f"it uses ONNX opset {m[1]}, which this onnxruntime {ort.__version__} can't run"
-    else: return ModelLoadError(f"ONNX Runtime {ort.__version__} can't run {path} ({msg.split(' : ')[-1][:300]}). "
-                                f"Upgrade onnxruntime, or {again}.")
+    else: return ModelLoadError(f"ONNX Runtime {ort.__version__} can't run {path} "
+                                f"({msg.split(' : ')[-1][:300]}). Upgrade onnxruntime, or {again}.")
     return ModelLoadError(f"{path} was made for another ONNX Runtime: {why}. Upgrade onnxruntime "
                           f"(`pip install -U onnxruntime`), or {again}.")
 
@@ -53,7 +58,8 @@ def onnx_session(
     path:Path|str, # an .onnx file
     n_threads:int|None=None, # intra-op threads (default: `threads()`)
 )->ort.InferenceSession:
-    "An ONNX Runtime session for `path` on the CPU: no spinning threads, and a `ModelLoadError` that says what to do."
+    ("An ONNX Runtime session for `path` on the CPU: no spinning threads, "
+     "and a `ModelLoadError` that says what to do.")
     path = Path(path)
     if not path.is_file(): raise ModelLoadError(f"There is no ONNX model at {path}.")
     so = ort.SessionOptions()
@@ -78,7 +84,8 @@ class OnnxModel:
         "How many outputs the model gives per photo (None if the file doesn't say)."
         n = self.output_shape[-1]
         return n if isinstance(n, int) else None
-    def __call__(self, x:np.ndarray)->np.ndarray: return self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})[0]
+    def __call__(self, x:np.ndarray)->np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})[0]
     def __repr__(self): return f"OnnxModel({self.path.name}: {self.input_shape} → {self.output_shape})"
 
 # %% ../nbs/01b_runtime.ipynb #79e6d776
@@ -108,7 +115,8 @@ def export_onnx(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp')
-    quiet = mock.patch.object(torch._C, '_jit_onnx_log', lambda *a: None) # it prints the whole graph when export fails
+    # torch prints the whole graph when export fails
+    quiet = mock.patch.object(torch._C, '_jit_onnx_log', lambda *a: None)
     with warnings.catch_warnings(), torch.no_grad(), quiet:
         warnings.simplefilter('ignore')
         torch.onnx.export(model.eval(), torch.zeros(1, 3, *size), str(tmp), opset_version=OPSET, dynamo=False,
@@ -122,17 +130,20 @@ def _softmax(x:np.ndarray)->np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
 
+# %% ../nbs/01b_runtime.ipynb #61412717
 def check_export(
     model, # the torch module
     onnx:OnnxModel, # its export
     tol:float=1e-4, # the largest difference allowed between their probabilities
 )->float: # the largest difference found
-    "Check that `onnx` gives `model`'s probabilities on a batch of two random images; raise `OnnxExportError` if not."
+    ("Check that `onnx` gives `model`'s probabilities on a batch of two random images; "
+     "raise `OnnxExportError` if not.")
     import torch
     x = torch.rand(2, 3, *onnx.input_shape[2:], generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.inference_mode(): want = _softmax(model.eval()(x).float().numpy())
     diff = float(np.abs(_softmax(onnx(x.numpy())) - want).max())
-    if not diff <= tol: raise OnnxExportError(f"its ONNX export's probabilities differ from torch's by {diff:.2g}")
+    if not diff <= tol:
+        raise OnnxExportError(f"its ONNX export's probabilities differ from torch's by {diff:.2g}")
     return diff
 
 # %% ../nbs/01b_runtime.ipynb #10ea78fa
@@ -141,7 +152,8 @@ def onnx_model(
     size:tuple, # (height, width) of its input
     cache:Path|str|None=None, # where exports are kept (default: `cache_root()/'onnx'`)
 )->OnnxModel:
-    "`model` on ONNX Runtime: exported once, checked against torch, cached by content; `OnnxExportError` if it can't be."
+    ("`model` on ONNX Runtime: exported once, checked against torch, cached by content; "
+     "`OnnxExportError` if it can't be.")
     cache = Path(cache or cache_root()/'onnx')
     h = model_hash(model, size)
     f, failed = cache/f'{h}.onnx', cache/f'{h}.failed'
@@ -153,9 +165,13 @@ def onnx_model(
         onnx = OnnxModel(export_onnx(model, size, f))
         check_export(model, onnx)
     except Exception as e:
-        why = str(e) if isinstance(e, OnnxExportError) else f"it can't be exported to ONNX ({type(e).__name__}: {str(e)[:200]})"
-        if isinstance(e, OSError): why = f"bearlab's cache {cache} can't be written ({e}): set $BEARLAB_CACHE to a folder it can use"
-        else: failed.write_text(why); f.unlink(missing_ok=True)
+        why = (str(e) if isinstance(e, OnnxExportError)
+               else f"it can't be exported to ONNX ({type(e).__name__}: {str(e)[:200]})")
+        if isinstance(e, OSError):
+            why = f"bearlab's cache {cache} can't be written ({e}): set $BEARLAB_CACHE to a folder it can use"
+        else:
+            failed.write_text(why)
+            f.unlink(missing_ok=True)
         raise OnnxExportError(why) from None
     return onnx
 
@@ -167,7 +183,8 @@ class TorchModel:
     ): self.model = model.eval()
     def __call__(self, x:np.ndarray)->np.ndarray:
         import torch
-        with torch.inference_mode(): return self.model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).float().numpy()
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).float().numpy()
     def __repr__(self): return f"TorchModel({type(self.model).__name__})"
 
 # %% ../nbs/01b_runtime.ipynb #2065c0ce
@@ -177,7 +194,8 @@ def runner(
     name:str='', # what the model is, for the warning
     runtime:str='onnx', # 'onnx': ONNX Runtime if the model exports, else torch; 'torch': always torch
 )->OnnxModel|TorchModel:
-    "The fastest way to run `model`: ONNX Runtime (exported once, cached), else torch with a warning saying why."
+    ("The fastest way to run `model`: ONNX Runtime (exported once, cached), "
+     "else torch with a warning saying why.")
     if runtime == 'torch': return TorchModel(model)
     try: return onnx_model(model, size)
     except OnnxExportError as e:

@@ -4,14 +4,12 @@
 
 # %% ../nbs/03b_search.ipynb #a94916cd
 from __future__ import annotations
-import functools, hashlib, io, json, math, os, re, socket, threading, time, urllib.parse, urllib.request, urllib.error
+import json, os, re, socket, threading, time
+import urllib.error, urllib.parse, urllib.request
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from html import unescape
-from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
-import numpy as np
-from PIL import Image
 from fastcore.all import *
 from . import __version__
 from .images import BearlabError
@@ -19,12 +17,12 @@ from .net import _reason
 
 # %% auto #0
 __all__ = ['USER_AGENT', 'SearchError', 'ImageSearch', 'ImageURL', 'DuckDuckGo', 'ImageAPI', 'Openverse', 'WikimediaCommons',
-           'INaturalist', 'practice_photo', 'ImageServer', 'LocalImageSearch', 'FallbackSearch', 'online',
-           'default_search', 'search_images', 'urls_from_file']
+           'INaturalist', 'FallbackSearch', 'online', 'default_search', 'search_images', 'urls_from_file']
 
 # %% ../nbs/03b_search.ipynb #f8393821
 class SearchError(BearlabError): "An image search that failed, was refused, or gave nothing."
 
+# %% ../nbs/03b_search.ipynb #15c284ce
 class ImageSearch:
     "Where image URLs come from: subclasses define `name` and `search`."
     name = 'image search'
@@ -40,7 +38,7 @@ class ImageSearch:
 _META_COLS = ['title', 'creator', 'license', 'license_url', 'source_page']
 
 class ImageURL(str):
-    "An image URL (a `str`) that carries what its search knew: title, creator, license, license URL, source page."
+    "An image URL (a `str`) carrying what its search knew: title, creator, license, license URL, page."
     def __new__(cls,
         url:str, # the image's address
         title:str='', # the photo's name, where known
@@ -84,7 +82,8 @@ class DuckDuckGo(ImageSearch):
     def _get(self, url, params=None, data=None, referer=None)->bytes:
         if params: url += '?' + urllib.parse.urlencode(params)
         hdrs = {'User-Agent': _UA, **({'Referer': referer} if referer else {})}
-        req = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode() if data else None, headers=hdrs)
+        req = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode() if data else None,
+                                     headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r: return r.read()
         except Exception as e: raise self._failed(e) from None
@@ -105,10 +104,12 @@ def token(self:DuckDuckGo,
     "The `vqd` token DuckDuckGo's results page gives for `term`."
     page = self._get(self.url, data={'q': term}).decode('utf-8', 'replace')
     m = re.search(r'vqd=["\']?([\d-]+)', page)
-    if not m: raise _failure(self, f"gave no search token (vqd) for {term!r}", ": it may have changed its page, "
-                             "or be refusing automated searches. Try again later, or use `urls_from_file`.")
+    if not m:
+        raise _failure(self, f"gave no search token (vqd) for {term!r}", ": it may have changed its page, "
+                       "or be refusing automated searches. Try again later, or use `urls_from_file`.")
     return m.group(1)
 
+# %% ../nbs/03b_search.ipynb #d96d26ed
 @patch
 def search(self:DuckDuckGo,
     term:str, # what to search for, e.g. 'grizzly bear'
@@ -120,18 +121,20 @@ def search(self:DuckDuckGo,
     while url and len(urls) < max_images:
         data = json.loads(self._get(url, params, referer=self.url) or b'{}')
         urls.update((r['image'], None) for r in data.get('results', []) if r.get('image'))
-        url, params = (urllib.parse.urljoin(self.url, data['next']), None) if data.get('next') else (None, None)
+        nxt = data.get('next')
+        url, params = (urllib.parse.urljoin(self.url, nxt), None) if nxt else (None, None)
         if url: time.sleep(self.pause)
     return L(list(urls))[:max_images]
 
 # %% ../nbs/03b_search.ipynb #4065a1c2
-USER_AGENT = f'bearlab/{__version__} (https://github.com/bearlab/bearlab; fast.ai lesson 2 companion) Python-urllib'
+USER_AGENT = (f'bearlab/{__version__} (https://github.com/bearlab/bearlab; fast.ai lesson 2 companion) '
+              'Python-urllib')
 
 def _retry_after(
     e:Exception, # a failed request
     attempt:int=0, # how many times it was retried already
 )->float|None: # seconds to wait; None when trying again won't help
-    "How long a server that answered 429 or 503 asks us to wait: its `Retry-After` (seconds or a date), else 1, 2, 4 s."
+    "How long a server that answered 429 or 503 asks us to wait: its `Retry-After`, else 1, 2, 4 s."
     if getattr(e, 'code', None) not in (429, 503): return None
     v = (e.headers.get('Retry-After') if e.headers else None) or ''
     if v.strip().isdigit(): return float(v)
@@ -140,7 +143,7 @@ def _retry_after(
 
 # %% ../nbs/03b_search.ipynb #a6a0960b
 class ImageAPI(ImageSearch):
-    "A documented JSON search API: polite requests, bounded retries, pages until it has enough (subclasses define `_pages`)."
+    "A documented JSON search API: polite requests, bounded retries, pages until it has enough."
     api, default_url, per_page = 'image API', '', 20
     def __init__(self,
         url:str|None=None, # the API's root, e.g. 'https://api.openverse.org/'; default the public one
@@ -148,7 +151,9 @@ class ImageAPI(ImageSearch):
         pause:float=1., # seconds between result pages, to be polite
         retries:int=2, # times to try again when the server is busy (429, 503)
         max_wait:float=30., # the longest `Retry-After` wait accepted, in seconds
-    ): store_attr(); self.url = ifnone(url, self.default_url)
+    ):
+        store_attr()
+        self.url = ifnone(url, self.default_url)
     @property
     def name(self):
         "What messages call it: the API and its address."
@@ -158,19 +163,21 @@ class ImageAPI(ImageSearch):
         raise NotImplementedError
 
 # %% ../nbs/03b_search.ipynb #74cdfba5
-_ADVICE = (". Try again later, search another way (`search_images(term, backend=[WikimediaCommons(), Openverse()])`), "
-           "or collect URLs by hand and use `urls_from_file`.")
+_ADVICE = (". Try again later, search another way (`search_images(term, backend=[WikimediaCommons(), "
+           "Openverse()])`), or collect URLs by hand and use `urls_from_file`.")
 
 @patch
 def _failed(self:ImageAPI, e:Exception, attempt:int=0)->SearchError:
     "The `SearchError` for the request that failed with `e`, saying why in a few words."
     r, wait = _reason(e, self.timeout), _retry_after(e, attempt)
-    if wait is not None and wait > self.max_wait: why = f'asked to wait {wait:g} s ({r}), more than max_wait={self.max_wait:g} s'
+    if wait is not None and wait > self.max_wait:
+        why = f'asked to wait {wait:g} s ({r}), more than max_wait={self.max_wait:g} s'
     elif wait is not None: why = f'was still busy after {attempt} retries ({r})'
     elif isinstance(e, urllib.error.HTTPError): why = f'answered {r}'
     else: why = f'gave {r}' if r.startswith('no answer') else f"couldn't be reached ({r})"
     return _failure(self, why, _ADVICE)
 
+# %% ../nbs/03b_search.ipynb #9692484f
 @patch
 def _get_json(self:ImageAPI, path:str, params:dict)->dict:
     "The JSON answer to `path?params`, waiting as `Retry-After` asks (within bounds); else a `SearchError`."
@@ -178,10 +185,13 @@ def _get_json(self:ImageAPI, path:str, params:dict)->dict:
                                  headers={'User-Agent': USER_AGENT, 'Accept': 'application/json'})
     for attempt in range(self.retries + 1):
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r: body = r.read(); break
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                body = r.read()
+                break
         except Exception as e:
             wait = _retry_after(e, attempt)
-            if wait is None or wait > self.max_wait or attempt == self.retries: raise self._failed(e, attempt) from None
+            if wait is None or wait > self.max_wait or attempt == self.retries:
+                raise self._failed(e, attempt) from None
             time.sleep(wait)
     try: return json.loads(body)
     except ValueError: raise _failure(self, "answered with something that isn't JSON", _ADVICE) from None
@@ -210,9 +220,11 @@ def _license_name(code, version='')->str:
     "'CC BY-SA 4.0' from Openverse's ('by-sa', '4.0') or iNaturalist's 'cc-by-sa'; '' when there is none."
     c = str(code or '').strip().lower()
     if c.startswith('cc-'): c = c[3:]
-    name = {'': '', 'cc0': 'CC0', 'pdm': 'Public Domain Mark'}.get(c, f'CC {c.upper()}' if c.startswith('by') else c.upper())
+    other = f'CC {c.upper()}' if c.startswith('by') else c.upper()
+    name = {'': '', 'cc0': 'CC0', 'pdm': 'Public Domain Mark'}.get(c, other)
     return f'{name} {version or ""}'.strip() if name else ''
 
+# %% ../nbs/03b_search.ipynb #3555c29c
 def _license_url(code, version)->str:
     "Creative Commons' page for a license code and version."
     c = str(code).lower().removeprefix('cc-')
@@ -223,7 +235,8 @@ def _license_url(code, version)->str:
 # %% ../nbs/03b_search.ipynb #9df4ddc4
 class Openverse(ImageAPI):
     "Openverse's image search: openly licensed photos from Flickr, museums and more, no key needed."
-    api, default_url, per_page = 'Openverse', 'https://api.openverse.org/', 20  # 20: the most a request without a key gets
+    # 20: the most a request without a key gets
+    api, default_url, per_page = 'Openverse', 'https://api.openverse.org/', 20
     def _pages(self, term, max_images):
         page, size = 1, min(self.per_page, max_images)
         while True:
@@ -233,24 +246,29 @@ class Openverse(ImageAPI):
             page += 1
     def _item(self, r:dict)->ImageURL|None:
         if not r.get('url'): return None
-        return ImageURL(r['url'], r.get('title'), r.get('creator'), _license_name(r.get('license'), r.get('license_version')),
+        return ImageURL(r['url'], r.get('title'), r.get('creator'),
+                        _license_name(r.get('license'), r.get('license_version')),
                         r.get('license_url'), r.get('foreign_landing_url'))
 
 # %% ../nbs/03b_search.ipynb #bf2f40de
 _PHOTO_MIMES = ('image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/tiff')
-def _text(html:str|None)->str: return unescape(re.sub(r'<[^>]+>', '', str(html or '')))  # Commons' Artist is HTML
+def _text(html:str|None)->str:
+    return unescape(re.sub(r'<[^>]+>', '', str(html or '')))  # Commons' Artist is HTML
 
+# %% ../nbs/03b_search.ipynb #e77fa386
 class WikimediaCommons(ImageAPI):
-    "Wikimedia Commons, through the MediaWiki API: freely licensed photos with their author and license, no key needed."
+    "Wikimedia Commons, through the MediaWiki API: free photos with their author and license, no key needed."
     api, default_url, per_page = 'Wikimedia Commons', 'https://commons.wikimedia.org/', 50
     width = 960  # the width of the copies asked for: one of Wikimedia's standard thumbnail widths
     def _pages(self, term, max_images):
-        params = dict(action='query', format='json', formatversion=2, generator='search', gsrsearch=term, gsrnamespace=6,
-                      gsrlimit=min(self.per_page, max_images), prop='imageinfo', iiprop='url|mime|extmetadata',
-                      iiurlwidth=self.width, iiextmetadatafilter='ObjectName|Artist|LicenseShortName|LicenseUrl')
+        params = dict(action='query', format='json', formatversion=2, generator='search', gsrsearch=term,
+                      gsrnamespace=6, gsrlimit=min(self.per_page, max_images), prop='imageinfo',
+                      iiprop='url|mime|extmetadata', iiurlwidth=self.width,
+                      iiextmetadatafilter='ObjectName|Artist|LicenseShortName|LicenseUrl')
         while True:
             d = self._get_json('w/api.php', params)
-            if 'error' in d: raise _failure(self, f"refused the search ({d['error'].get('info', d['error'])})", _ADVICE)
+            if 'error' in d:
+                raise _failure(self, f"refused the search ({d['error'].get('info', d['error'])})", _ADVICE)
             pages = sorted(d.get('query', {}).get('pages', []), key=lambda p: p.get('index', 0))
             yield [self._item(p) for p in pages]
             if 'continue' not in d: return
@@ -261,17 +279,20 @@ class WikimediaCommons(ImageAPI):
         url = ii.get('thumburl') or ii.get('url')
         if not url or ii.get('mime') not in _PHOTO_MIMES: return None
         title = m.get('ObjectName') or p.get('title', '').removeprefix('File:')
-        return ImageURL(url, title, m.get('Artist'), m.get('LicenseShortName'), m.get('LicenseUrl'), ii.get('descriptionurl'))
+        return ImageURL(url, title, m.get('Artist'), m.get('LicenseShortName'), m.get('LicenseUrl'),
+                        ii.get('descriptionurl'))
 
 # %% ../nbs/03b_search.ipynb #c28adb31
 class INaturalist(ImageAPI):
     "iNaturalist's research-grade observations of a taxon: photos whose species other people confirmed."
-    api, default_url, per_page, size = 'iNaturalist', 'https://api.inaturalist.org/', 200, 'medium'  # medium: 500 pixels
+    # medium: 500 pixels
+    api, default_url, per_page, size = 'iNaturalist', 'https://api.inaturalist.org/', 200, 'medium'
     def _pages(self, term, max_images):
         page, n = 1, min(self.per_page, max_images)
         while True:
-            d = self._get_json('v1/observations', dict(taxon_name=term, quality_grade='research', photos='true',
-                               photo_licensed='true', order_by='votes', page=page, per_page=n))
+            q = dict(taxon_name=term, quality_grade='research', photos='true', photo_licensed='true',
+                     order_by='votes', page=page, per_page=n)
+            d = self._get_json('v1/observations', q)
             obs = d.get('results') or []
             yield [self._item(o) for o in obs]
             if not obs or page*n >= int(d.get('total_results') or 0): return
@@ -281,265 +302,20 @@ class INaturalist(ImageAPI):
         p = first(photos, lambda p: p.get('license_code')) or first(photos)
         if p is None: return None
         user = o.get('user') or {}
-        return ImageURL(re.sub(r'/square(\.\w+)', rf'/{self.size}\1', p['url']), (o.get('taxon') or {}).get('name'),
-                        user.get('name') or user.get('login'), _license_name(p.get('license_code')), '', o.get('uri'))
-
-# %% ../nbs/03b_search.ipynb #4dfd1644
-_BEAR_COLOURS = {'grizzly': (140, 92, 52), 'black': (28, 26, 30), 'teddy': (222, 184, 128), 'brown': (140, 92, 52),
-                 'polar': (236, 234, 226), 'panda': (245, 245, 245)}
-
-def _term_colour(term:str)->tuple:
-    for k,c in _BEAR_COLOURS.items():
-        if k in term.lower(): return c
-    subject = (term.lower().split() or [''])[0]  # 'bird photo' and 'bird sun photo' are both birds
-    return tuple(hashlib.sha256(subject.encode()).digest()[:3])
-
-def practice_photo(
-    term:str, # the search term: a bear kind in it ('grizzly', 'black', 'teddy', ...) picks the colour
-    i:int, # which photo: each number gives a different one
-    size:int=128, # width of the photo in pixels
-)->Image.Image:
-    "A generated photo for the practice server: a blob of the term's colour on a random landscape."
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f'{term}:{i}'.encode()).digest()[:8], 'big'))
-    w, h = size, int(size*rng.uniform(0.7, 1.0))
-    sky, ground = np.array([120, 170, 220]) + rng.integers(-40, 30, 3), np.array([80, 130, 60]) + rng.integers(-40, 40, 3)
-    t = np.linspace(0, 1, h)[:, None, None]
-    a = (sky*(1-t) + ground*t) * np.ones((h, w, 3)) + rng.normal(0, 12, (h, w, 3))
-    yy, xx = np.mgrid[:h, :w]
-    r = rng.uniform(0.25, 0.35) * (0.8 if 'teddy' in term.lower() else 1) * w
-    cx, cy = rng.uniform(r, w-r), rng.uniform(min(r, h/2), max(h-r, h/2))
-    body = ((xx-cx)/r)**2 + ((yy-cy)/(0.8*r))**2 < 1
-    head = ((xx-cx-rng.choice([-1,1])*0.8*r)/(0.45*r))**2 + ((yy-cy+0.6*r)/(0.45*r))**2 < 1
-    fur = np.array(_term_colour(term)) + rng.normal(0, 10, 3) + rng.normal(0, 18, (h, w, 1))
-    a[body | head] = fur[body | head]
-    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-
-# %% ../nbs/03b_search.ipynb #9bddbb80
-def _encode(img, fmt='JPEG', **kw)->bytes:
-    b = io.BytesIO()
-    img.save(b, fmt, **kw)
-    return b.getvalue()
-
-@functools.lru_cache(maxsize=4096)  # a search's photos are fetched again and again: make each once
-def _practice_bytes(term:str, i:int, size:int, variant:str='')->bytes:
-    "Photo `i` for `term`: every 5th a PNG (under a .jpg URL); variant 'small' is a near copy."
-    img = practice_photo(term, i, size)
-    if variant == 'small': return _encode(img.resize((img.width*3//4, img.height*3//4)), quality=60)
-    return _encode(img, 'PNG') if i % 5 == 4 else _encode(img, quality=90)
-
-def _fault_bytes(name:str)->bytes|None:
-    if name == 'page.jpg': return b'<!DOCTYPE html><html><body><h1>Bear pictures</h1><p>Sign in to see this image.</p></body></html>'
-    if name == 'truncated.jpg': return _practice_bytes('truncated', 0, 256)[:1500]
-    if name == 'big.jpg': return _encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 600, 3), np.uint8)), quality=95)
-    if name == 'empty.jpg': return b''
-
-# %% ../nbs/03b_search.ipynb #04fb2326
-_PRACTICE_LICENSES = [('by', '2.0'), ('by-sa', '4.0'), ('cc0', '1.0'), ('by-nc', '2.0'), ('pdm', '1.0')]
-
-def _practice_results(srv, term:str)->list:
-    "The practice APIs' results for `term`: (image URL or None, what is known about the photo)."
-    t, res = urllib.parse.quote(term.strip().lower(), safe=''), []
-    for i, u in enumerate(srv.result_urls(term) + ([None] if srv.faults and srv.n_images else [])):
-        lic, ver = _PRACTICE_LICENSES[i % len(_PRACTICE_LICENSES)]
-        res.append((u, dict(id=i, title=f'{term} {i}', creator=f'Practice Photographer {i % 7}', license=lic, version=ver,
-                            license_url=_license_url(lic, ver), page=f'{srv.url}photo/{t}/{i}')))
-    if srv.faults and res: res.insert(2, res.pop())  # the result without an image URL, early, where it is seen
-    return res
-
-def _practice_page(srv, term:str, start:int, n:int)->list:
-    "Results `start` to `start+n`; with faults, the page before's last one again first."
-    res = _practice_results(srv, term)
-    return res[max(start - (srv.faults and start > 0), 0):start+n], len(res)
-
-# %% ../nbs/03b_search.ipynb #00c11f6b
-def _openverse_answer(srv, q:dict)->dict:
-    page, size = int(q.get('page', 1)), int(q.get('page_size', 20))
-    items, n = _practice_page(srv, q.get('q', ''), (page-1)*size, size)
-    res = [dict(id=str(m['id']), title=m['title'], url=u, foreign_landing_url=m['page'], creator=m['creator'],
-                license=m['license'], license_version=m['version'], license_url=m['license_url'], provider='practice')
-           for u,m in items]
-    return dict(result_count=n, page_count=math.ceil(n/size), page_size=size, page=page, results=res)
-
-def _wikimedia_answer(srv, q:dict)->dict:
-    start, n = int(q.get('gsroffset', 0)), int(q.get('gsrlimit', 10))
-    items, total = _practice_page(srv, q.get('gsrsearch', ''), start, n)
-    info = lambda u,m: [dict(url=u, thumburl=u, descriptionurl=m['page'], mime='image/jpeg', extmetadata=dict(
-        ObjectName=dict(value=m['title']), Artist=dict(value=f'<a href="{m["page"]}">{m["creator"]}</a>'),
-        LicenseShortName=dict(value=_license_name(m['license'], m['version'])), LicenseUrl=dict(value=m['license_url'])))]
-    pages = [dict(pageid=m['id'], ns=6, title=f"File:{m['title']}.jpg", index=start+j+1,
-                  **({'imageinfo': info(u, m)} if u else {})) for j,(u,m) in enumerate(items)]
-    more = {'continue': {'gsroffset': start+n, 'continue': 'gsroffset||'}} if start+n < total else {}
-    return {'batchcomplete': True, **more, 'query': {'pages': pages}}
-
-def _inat_code(lic:str)->str: return 'cc0' if lic in ('cc0', 'pdm') else f'cc-{lic}'
-
-def _inaturalist_answer(srv, q:dict)->dict:
-    page, n = int(q.get('page', 1)), int(q.get('per_page', 30))
-    items, total = _practice_page(srv, q.get('taxon_name', ''), (page-1)*n, n)
-    photo = lambda u,m: dict(id=m['id'], url=re.sub(r'/(\d+)\.jpg$', r'/\1/square.jpg', u),  # iNaturalist's form
-                             license_code=_inat_code(m['license']),
-                             attribution=f"(c) {m['creator']}, some rights reserved ({_license_name(m['license'])})")
-    res = [dict(id=m['id'], uri=m['page'], quality_grade='research', taxon=dict(name=q.get('taxon_name', '')),
-                user=dict(login=f"practice{m['id'] % 7}", name=m['creator']), photos=[photo(u, m)] if u else [])
-           for u,m in items]
-    return dict(total_results=total, page=page, per_page=n, results=res)
-
-_API_PATHS = {'/v1/images/': ('openverse', _openverse_answer), '/w/api.php': ('wikimedia', _wikimedia_answer),
-              '/v1/observations': ('inaturalist', _inaturalist_answer)}
-
-# %% ../nbs/03b_search.ipynb #369d8b69
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args): pass
-    def _send(self, code:int, body:bytes=b'', ctype='image/jpeg', length=True, **hdrs):
-        self.send_response(code)
-        for k,v in {'Content-Type': ctype, **hdrs}.items(): self.send_header(k, v)
-        if length: self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        try: self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError): pass
-
-    def do_POST(self): self.rfile.read(int(self.headers.get('Content-Length', 0))); self.do_GET()
-    def do_GET(self):
-        u = urllib.parse.urlsplit(self.path)
-        q = dict(urllib.parse.parse_qsl(u.query))
-        srv = self.server.owner
-        srv.requests.append(self.path)
-        parts = u.path.strip('/').split('/')
-        api, answer = _API_PATHS.get(u.path, ('duckduckgo' if u.path in ('/', '/i.js') else None, None))
-        if fault := srv._next_fault(api): return self._api_fault(srv, fault)
-        if answer: return self._send(200, json.dumps(answer(srv, q)).encode(), 'application/json')
-        if u.path == '/': return self._send(200, f'<html><script>vqd="4-{srv.vqd}";</script></html>'.encode(), 'text/html')
-        if u.path == '/i.js': return self._results(srv, q)
-        if parts[0] == 'img' and len(parts) in (3, 4):  # 4: iNaturalist's /photos/ID/square.jpg form
-            term, i = urllib.parse.unquote(parts[1]), int(parts[2].split('.')[0])
-            if parts[-1].startswith('square'): return self._send(200, _encode(practice_photo(term, i, 75).resize((75, 75))))
-            return self._send(200, _practice_bytes(term, i, srv.size, q.get('variant', '')))
-        if parts[0] == 'photo': return self._send(200, b'<html><h1>A practice photo</h1></html>', 'text/html')
-        if parts[0] == 'fault' and len(parts) == 2: return self._fault(srv, parts[1])
-        self._send(404, b'Not found', 'text/plain')
-
-    def _results(self, srv, q):
-        if q.get('vqd') != f'4-{srv.vqd}': return self._send(403, b'Forbidden', 'text/plain')
-        urls, s = srv.result_urls(q.get('q', '')), int(q.get('s', 0))
-        nxt = {'next': 'i.js?' + urllib.parse.urlencode({**q, 's': s+100})} if s+100 < len(urls) else {}
-        body = json.dumps({'results': [{'image': u, 'title': q.get('q', '')} for u in urls[s:s+100]], **nxt})
-        self._send(200, body.encode(), 'application/json')
-
-    def _api_fault(self, srv, fault:str):
-        "Answer an API request the way a failing API does."
-        if fault == 'hang': srv._stopping.wait(60); return
-        if fault in ('429', '503'):
-            return self._send(int(fault), b'{"detail": "slow down"}', 'application/json', **{'Retry-After': srv.retry_after})
-        if fault == 'garbage': return self._send(200, b'<html><body>Please enable JavaScript</body></html>', 'text/html')
-        self._send(int(fault), f'<html>Error {fault}</html>'.encode(), 'text/html')
-
-    def _fault(self, srv, name):
-        if name == 'hang': srv._stopping.wait(60); return
-        if name in ('404', '500'): return self._send(int(name), f'<html>Error {name}</html>'.encode(), 'text/html')
-        if name == 'loop': return self._send(302, b'', 'text/plain', Location='/fault/loop')
-        body = _fault_bytes(name)
-        if body is None: return self._send(404, b'Not found', 'text/plain')
-        self._send(200, body, 'text/html' if name == 'page.jpg' else 'image/jpeg', length=name != 'big.jpg')
-        if name == 'big.jpg': self.close_connection = True
-
-# %% ../nbs/03b_search.ipynb #fa299522
-class ImageServer:
-    "A local web server with DuckDuckGo-like, Openverse, MediaWiki and iNaturalist searches of generated photos, and broken URLs."
-    def __init__(self,
-        n_images:int=60, # photos per search term
-        size:int=128, # width of each photo, in pixels
-        faults:bool=True, # add broken URLs and duplicates to each search's results
-        port:int=0, # the port to listen on; 0 picks a free one
-    ):
-        store_attr()
-        self.vqd, self._httpd, self.requests = str(int.from_bytes(os.urandom(6), 'big')), None, []
-        self._faults, self.retry_after = {}, '1'
-
-    @property
-    def url(self)->str:
-        "The server's address, once started: 'http://127.0.0.1:PORT/'."
-        return f'http://127.0.0.1:{self._httpd.server_address[1]}/'
-    def start(self)->ImageServer:
-        "Start serving in a background thread."
-        self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(('127.0.0.1', self.port), _Handler)
-        self._httpd.owner, self._httpd.daemon_threads, self._httpd.block_on_close = self, True, False
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-    def stop(self):
-        "Stop serving, and free the port."
-        if self._httpd is None: return
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._httpd = None
-    def __enter__(self): return self.start()
-    def __exit__(self, *args): self.stop()
-
-    def result_urls(self,
-        term:str, # what was searched for, e.g. 'grizzly bear'
-    )->list:
-        "The image URLs a search for `term` returns."
-        t = urllib.parse.quote(term.strip().lower(), safe='')
-        urls = [f'{self.url}img/{t}/{i}.jpg' for i in range(self.n_images)]
-        if self.faults and urls:
-            urls[3:3] = [f'{self.url}img/{t}/0.jpg?ref=mirror', f'{self.url}img/{t}/1.jpg?variant=small',
-                         f'{self.url}fault/page.jpg', f'{self.url}fault/404', f'{self.url}fault/truncated.jpg']
-        return urls
-
-# %% ../nbs/03b_search.ipynb #a920b98d
-@patch
-def fail_next(self:ImageServer,
-    api:str, # 'duckduckgo', 'openverse', 'wikimedia' or 'inaturalist'
-    *answers:str, # its next answers, in turn: '403', '404', '500', '429', '503', 'hang', 'garbage', or '' (a good one)
-    forever:bool=False, # keep giving the last answer
-):
-    "Make the practice `api` fail its next requests the way real search APIs do."
-    if api not in ('duckduckgo', 'openverse', 'wikimedia', 'inaturalist'): raise BearlabError(f'No practice API called {api!r}.')
-    self._faults[api] = (list(answers), forever)
-
-@patch
-def _next_fault(self:ImageServer, api:str|None)->str|None:
-    "The fault to answer `api`'s request with, if any."
-    q, forever = self._faults.get(api, ([], False))
-    if not q: return None
-    return q[0] if forever and len(q) == 1 else q.pop(0)
-
-# %% ../nbs/03b_search.ipynb #5be8d899
-class LocalImageSearch(ImageSearch):
-    "A real search client (Openverse's by default) searching a practice `ImageServer` it starts on this machine."
-    @delegates(ImageServer)
-    def __init__(self,
-        api:type|None=None, # the client: `Openverse` (default), `WikimediaCommons`, `INaturalist` or `DuckDuckGo`
-        **kwargs,
-    ):
-        self.server = ImageServer(**kwargs).start()
-        self.url, self.client = self.server.url, ifnone(api, Openverse)(self.server.url, pause=0)
-    @property
-    def name(self):
-        "What messages call it: the practice server and its address."
-        return f'the local practice image search at {self.url}'
-    def search(self,
-        term:str, # what to search for, e.g. 'grizzly bear'
-        max_images:int=150, # at most this many URLs
-    )->L: # unique image URLs
-        "Up to `max_images` unique image URLs for `term`, from the practice server."
-        return self.client.search(term, max_images)
-    def stop(self):
-        "Stop the practice server, and free its port."
-        self.server.stop()
-    def __enter__(self): return self
-    def __exit__(self, *args): self.stop()
+        url = re.sub(r'/square(\.\w+)', rf'/{self.size}\1', p['url'])
+        return ImageURL(url, (o.get('taxon') or {}).get('name'), user.get('name') or user.get('login'),
+                        _license_name(p.get('license_code')), '', o.get('uri'))
 
 # %% ../nbs/03b_search.ipynb #9fe2f17f
-_BY_HAND = ("Collect image URLs by hand instead: save them in a text file, one a line (e.g. urls_grizzly.txt), "
+_BY_HAND = ("Collect image URLs by hand instead: save them in a text file, one a line "
+            "(e.g. urls_grizzly.txt), "
             "and call `download_images(path/'grizzly', url_file='urls_grizzly.txt')`; "
             "or set BEARLAB_OFFLINE=1 to practise on the local image server.")
 
 class FallbackSearch(ImageSearch):
     "Several image searches, tried in order until one finds images."
     def __init__(self,
-        backends:list, # image searches, e.g. `[WikimediaCommons(), Openverse(), DuckDuckGo()]`, tried in this order
+        backends:list, # image searches tried in turn, e.g. `[WikimediaCommons(), Openverse(), DuckDuckGo()]`
     ): self.backends = L(backends)
     @property
     def name(self):
@@ -554,9 +330,14 @@ class FallbackSearch(ImageSearch):
         failed = []
         for b in self.backends:
             try: urls = b.search(term, max_images)
-            except SearchError as e: failed.append((b, getattr(e, 'reason', str(e)))); continue
-            if not urls: failed.append((b, f'found no images for {term!r}')); continue
-            if failed: print('; '.join(f'{f.name} {why}' for f,why in failed) + f'; searched {b.name} instead.')
+            except SearchError as e:
+                failed.append((b, getattr(e, 'reason', str(e))))
+                continue
+            if not urls:
+                failed.append((b, f'found no images for {term!r}'))
+                continue
+            if failed:
+                print('; '.join(f'{f.name} {why}' for f,why in failed) + f'; searched {b.name} instead.')
             return urls
         reasons = ''.join(f'  - {f.name}: {why}\n' for f,why in failed)
         raise SearchError(f"No image search worked for {term!r}:\n{reasons}{_BY_HAND}")
@@ -570,7 +351,9 @@ def online(
     if os.environ.get('BEARLAB_OFFLINE', '') not in ('', '0'): return False
     ok = []
     def probe():  # in a thread, because a name lookup can hang for longer than any socket timeout
-        try: socket.create_connection((host, 443), timeout=timeout).close(); ok.append(True)
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            ok.append(True)
         except OSError: pass
     t = threading.Thread(target=probe, daemon=True)
     t.start()
@@ -578,24 +361,30 @@ def online(
     return bool(ok)
 
 _backend = None
+
+# %% ../nbs/03b_search.ipynb #94656f57
 def default_search()->ImageSearch:
-    "Wikimedia Commons, then Openverse, then DuckDuckGo if the web answers; else a practice `LocalImageSearch` (started once)."
+    "Wikimedia Commons, Openverse, then DuckDuckGo if the web answers; else a practice `LocalImageSearch`."
     global _backend
     if _backend is None:
+        from bearlab.practice import LocalImageSearch # it is built on this module
         web = FallbackSearch([WikimediaCommons(), Openverse(), DuckDuckGo()])
         if online(urllib.parse.urlsplit(web.backends[0].url).hostname): _backend = web
         else:
             _backend = LocalImageSearch()
-            print(f"No network (or BEARLAB_OFFLINE=1): searching {_backend.name}, which serves generated practice photos.")
+            print(f"No network (or BEARLAB_OFFLINE=1): searching {_backend.name}, "
+                  "which serves generated practice photos.")
     return _backend
 
+# %% ../nbs/03b_search.ipynb #b604f3e2
 def search_images(
     term:str, # what to search for, e.g. 'grizzly bear'
     max_images:int=30, # at most this many URLs (the 2022 course's default)
-    backend:ImageSearch|list|None=None, # where to search, or a list of searches tried in turn; default `default_search()`
+    backend:ImageSearch|list|None=None, # where to search, or a list tried in turn; default `default_search()`
 )->L: # unique image URLs (`ImageURL`s where the search knows their license)
     "Image URLs for `term`, from the first search that works: on the web, or the practice server."
-    if backend is None: backend = default_search()  # not `ifnone`: that would start the default search every time
+    if backend is None:
+        backend = default_search()  # not `ifnone`: that would start the default search every time
     if isinstance(backend, (list, tuple, L)): backend = FallbackSearch(backend)
     urls = backend.search(term, max_images)
     if not urls: raise SearchError(f"{backend.name} found no images for {term!r}: try another wording.")

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
-from .inference import Classifier
+from .inference import Classifier, default_bundle
 from .runtime import THREADS_ENV, threads
 from .images import (BearlabError, ImageError, EmptyImageError, NotAnImageError, TruncatedImageError,
                             ImageTooLargeError, MAX_PIXELS, MAX_UPLOAD_BYTES, PHOTO_FORMATS, open_image)
@@ -40,9 +40,14 @@ class ServeError(BearlabError):
         super().__init__(msg)
         if status is not None: self.status = status
 
-class URLRefusedError(ServeError): "A URL the API will not fetch: not http(s), malformed, or pointing inside the server's own network."
+# %% ../nbs/06_serve.ipynb #75acd7a0
+class URLRefusedError(ServeError):
+    "A URL the API will not fetch: not http(s), malformed, or pointing inside the server's own network."
+
+# %% ../nbs/06_serve.ipynb #0adbb761
 class FetchError(ServeError):
-    "The URL could be fetched safely, but it did not give a photo: unreachable, too slow, an error page, or too big."
+    ("The URL could be fetched safely, but it did not give a photo: "
+     "unreachable, too slow, an error page, or too big.")
     status = 502
 
 # %% ../nbs/06_serve.ipynb #9b028eba
@@ -57,6 +62,7 @@ def _embedded_ipv4(ip):
     if ip in _NAT64 or int(ip) >> 32 == 0: return ipaddress.IPv4Address(int(ip) & 0xffffffff)
     return None
 
+# %% ../nbs/06_serve.ipynb #69614c29
 def is_public_address(
     ip:str|ipaddress.IPv4Address|ipaddress.IPv6Address, # an address, e.g. '93.184.215.14' or '::1'
 )->bool: # True when it is on the public internet
@@ -77,6 +83,7 @@ def resolve_host(
     "Every address `host` resolves to, through the system's resolver."
     return list(dict.fromkeys(i[4][0] for i in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
 
+# %% ../nbs/06_serve.ipynb #c853afcb
 @dataclass
 class Target:
     "A checked URL: where to connect (`addresses`) and what to ask for."
@@ -90,15 +97,23 @@ class Target:
 # %% ../nbs/06_serve.ipynb #41c266c1
 def _split_url(url:str):
     "Scheme, ASCII host, port and path of `url`, or a `URLRefusedError` saying what is wrong with it."
-    if not isinstance(url, str) or not url.strip(): raise URLRefusedError("Give the URL of a photo, e.g. ?url=https://example.com/bear.jpg")
-    if len(url) > MAX_URL_LENGTH: raise URLRefusedError(f"This URL is {len(url)} characters long: the limit is {MAX_URL_LENGTH}.")
-    try: u = urlsplit(url.strip()); port, host = u.port, (u.hostname or '').encode('idna').decode('ascii')
+    if not isinstance(url, str) or not url.strip():
+        raise URLRefusedError("Give the URL of a photo, e.g. ?url=https://example.com/bear.jpg")
+    if len(url) > MAX_URL_LENGTH:
+        raise URLRefusedError(f"This URL is {len(url)} characters long: the limit is {MAX_URL_LENGTH}.")
+    try:
+        u = urlsplit(url.strip())
+        port, host = u.port, (u.hostname or '').encode('idna').decode('ascii')
     except (ValueError, UnicodeError): raise URLRefusedError(f"{url[:100]!r} is not a valid URL.") from None
     if u.scheme not in ('http', 'https'):
-        raise URLRefusedError(f"Only http:// and https:// URLs can be classified, not {u.scheme or 'this'}: give the web address of a photo.")
-    if not host: raise URLRefusedError(f"{url[:100]!r} has no host name: give a full address like https://example.com/bear.jpg")
+        raise URLRefusedError("Only http:// and https:// URLs can be classified, "
+                              f"not {u.scheme or 'this'}: give the web address of a photo.")
+    if not host:
+        raise URLRefusedError(f"{url[:100]!r} has no host name: "
+                              "give a full address like https://example.com/bear.jpg")
     if u.username is not None or u.password is not None:
-        raise URLRefusedError("URLs with a user name or password in them are not fetched: give the photo's plain address.")
+        raise URLRefusedError("URLs with a user name or password in them are not fetched: "
+                              "give the photo's plain address.")
     path = (u.path or '/') + (f'?{u.query}' if u.query else '')
     return u.scheme, host, port or (443 if u.scheme == 'https' else 80), path
 
@@ -112,12 +127,14 @@ def check_url(
     "Split `url` and resolve its host, refusing it unless every address is public (or allowed)."
     scheme, host, port, path = _split_url(url)
     try: addresses = resolve(host, port)
-    except (OSError, UnicodeError): raise FetchError(f"Can't find the host {host!r}: check the spelling of the URL.") from None
+    except (OSError, UnicodeError):
+        raise FetchError(f"Can't find the host {host!r}: check the spelling of the URL.") from None
     if not addresses: raise FetchError(f"Can't find the host {host!r}: check the spelling of the URL.")
     nets = [ipaddress.ip_network(n) for n in allow_networks]
     for a in addresses:
         ip = ipaddress.ip_address(a.split('%')[0])
-        if allow_private or is_public_address(ip) or any(ip in n for n in nets if n.version == ip.version): continue
+        if allow_private or is_public_address(ip) or any(ip in n for n in nets if n.version == ip.version):
+            continue
         where = host if a == host else f'{host} ({a})'
         raise URLRefusedError(f"{where} is inside the server's own network: "
                               "the API only fetches photos from the public internet.", status=403)
@@ -136,6 +153,7 @@ class _PinnedMixin:
             except OSError as e: err = e
         raise err
 
+# %% ../nbs/06_serve.ipynb #5a9a592b
 class PinnedHTTPConnection(_PinnedMixin, http.client.HTTPConnection):
     "An `HTTPConnection` to `host` that connects to `addresses`, already checked."
     def __init__(self,
@@ -151,6 +169,7 @@ class PinnedHTTPConnection(_PinnedMixin, http.client.HTTPConnection):
         "Open the socket to the first of `addresses` that answers."
         self.sock = self._open_socket()
 
+# %% ../nbs/06_serve.ipynb #cdc40a89
 class PinnedHTTPSConnection(_PinnedMixin, http.client.HTTPSConnection):
     "An `HTTPSConnection` to `host` that connects to `addresses`; the certificate is checked against `host`."
     def __init__(self,
@@ -164,7 +183,8 @@ class PinnedHTTPSConnection(_PinnedMixin, http.client.HTTPSConnection):
         super().__init__(host, port, timeout=timeout, context=context or ssl.create_default_context())
         self.addresses, self.connect_timeout = addresses, connect_timeout
     def connect(self):
-        "Open the socket to the first of `addresses` that answers, and start TLS, checking the certificate against `host`."
+        ("Open the socket to the first of `addresses` that answers, "
+         "and start TLS, checking the certificate against `host`.")
         self.sock = self._context.wrap_socket(self._open_socket(), server_hostname=self.host)
 
 # %% ../nbs/06_serve.ipynb #0b9c3d96
@@ -172,7 +192,8 @@ MAX_FETCH_BYTES = 10_000_000 # the largest photo `/classify-url` downloads
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 class Fetcher:
-    "Download photos from URLs given by strangers, safely: checked addresses, redirects, timeouts and a size cap."
+    ("Download photos from URLs given by strangers, safely: "
+     "checked addresses, redirects, timeouts and a size cap.")
     def __init__(self,
                  max_bytes:int=MAX_FETCH_BYTES, # refuse photos larger than this
                  max_redirects:int=5, # follow at most this many redirects, each checked
@@ -189,13 +210,16 @@ class Fetcher:
 
 # %% ../nbs/06_serve.ipynb #1eed17fb
 def _status_error(t:Target, resp)->FetchError:
-    return FetchError(f"{t.host} answered {resp.status} {resp.reason} instead of a photo: check that the URL opens the photo itself.", status=422)
+    return FetchError(f"{t.host} answered {resp.status} {resp.reason} instead of a photo: "
+                      "check that the URL opens the photo itself.", status=422)
 
+# %% ../nbs/06_serve.ipynb #58a6d79d
 def _size(n:int)->str: return f'{n/1e6:.1f} MB' if n >= 100_000 else f'{n/1e3:.1f} kB'
 
+# %% ../nbs/06_serve.ipynb #5a2676dc
 def _too_big(what:str, n:int|None, limit:int)->ServeError:
-    return ServeError(f"{what} is {'over ' if n is None else ''}{_size(n or limit)}: the limit is {_size(limit)}. "
-                      "Send a smaller photo.", status=413)
+    return ServeError(f"{what} is {'over ' if n is None else ''}{_size(n or limit)}: "
+                      f"the limit is {_size(limit)}. Send a smaller photo.", status=413)
 
 # %% ../nbs/06_serve.ipynb #a5875eb6
 from .net import read_capped
@@ -204,7 +228,8 @@ from .net import read_capped
 def _read(self:Fetcher, resp, deadline:float)->bytes:
     "The body of `resp`, stopping at `max_bytes` and at `deadline`."
     too_large = lambda n: _too_big('The photo at this URL', n, self.max_bytes)
-    too_slow = lambda: FetchError(f"The photo took more than {self.total_timeout:g} s to download.", status=504)
+    too_slow = lambda: FetchError(f"The photo took more than {self.total_timeout:g} s to download.",
+                                  status=504)
     return read_capped(resp, self.max_bytes, too_large, deadline, too_slow)
 
 # %% ../nbs/06_serve.ipynb #071912bc
@@ -212,12 +237,18 @@ def _read(self:Fetcher, resp, deadline:float)->bytes:
 def _connect(self:Fetcher, t:Target, deadline:float):
     "An open connection to `t` with the request sent, and its response."
     timeout = max(0.1, min(self.read_timeout, deadline - time.monotonic()))
-    if t.scheme == 'https': conn = PinnedHTTPSConnection(t.host, t.port, t.addresses, self.connect_timeout, timeout, self.ssl_context)
-    else: conn = PinnedHTTPConnection(t.host, t.port, t.addresses, self.connect_timeout, timeout)
+    if t.scheme == 'https':
+        conn = PinnedHTTPSConnection(t.host, t.port, t.addresses, self.connect_timeout, timeout,
+                                     self.ssl_context)
+    else:
+        conn = PinnedHTTPConnection(t.host, t.port, t.addresses, self.connect_timeout, timeout)
     try:
-        conn.request('GET', t.path, headers={'User-Agent': self.user_agent, 'Accept': 'image/*', 'Accept-Encoding': 'identity'})
+        conn.request('GET', t.path, headers={'User-Agent': self.user_agent, 'Accept': 'image/*',
+                                             'Accept-Encoding': 'identity'})
         return conn, conn.getresponse()
-    except BaseException: conn.close(); raise
+    except BaseException:
+        conn.close()
+        raise
 
 # %% ../nbs/06_serve.ipynb #6d2c0a7f
 @patch
@@ -228,11 +259,14 @@ def _fetch(self:Fetcher, url:str)->bytes:
         conn, resp = self._connect(t, deadline)
         try:
             loc = resp.getheader('Location')
-            if resp.status in _REDIRECTS and loc: url = urljoin(t.url, loc); continue
+            if resp.status in _REDIRECTS and loc:
+                url = urljoin(t.url, loc)
+                continue
             if resp.status != 200: raise _status_error(t, resp)
             return self._read(resp, deadline)
         finally: conn.close()
-    raise FetchError(f"The URL redirected more than {self.max_redirects} times: give the photo's own address.", status=422)
+    raise FetchError(f"The URL redirected more than {self.max_redirects} times: "
+                     "give the photo's own address.", status=422)
 
 # %% ../nbs/06_serve.ipynb #fec5ab9c
 @patch
@@ -240,15 +274,18 @@ def __call__(self:Fetcher, url:str)->bytes:
     "The bytes at `url`, or a `ServeError` saying why not."
     try: return self._fetch(url)
     except ServeError: raise
-    except (socket.timeout, TimeoutError): raise FetchError("The server of this URL did not answer in time.", status=504) from None
-    except ssl.SSLError as e: raise FetchError(f"The secure connection to this URL failed ({e.reason or e}).") from None
+    except (socket.timeout, TimeoutError):
+        raise FetchError("The server of this URL did not answer in time.", status=504) from None
+    except ssl.SSLError as e:
+        raise FetchError(f"The secure connection to this URL failed ({e.reason or e}).") from None
     except http.client.InvalidURL as e: raise URLRefusedError(f"This URL is not valid: {e}") from None
     except (OSError, http.client.HTTPException) as e:
         raise FetchError(f"Could not download from this URL ({type(e).__name__}: {e}).") from None
 
 # %% ../nbs/06_serve.ipynb #dd5d6ccc
 _log = logging.getLogger('bearlab.serve')
-IMAGE_STATUS = {EmptyImageError: 400, NotAnImageError: 415, TruncatedImageError: 422, ImageTooLargeError: 413, ImageError: 422}
+IMAGE_STATUS = {EmptyImageError: 400, NotAnImageError: 415, TruncatedImageError: 422,
+                ImageTooLargeError: 413, ImageError: 422}
 
 def error_status(
     e:BaseException, # the error a request raised
@@ -256,11 +293,13 @@ def error_status(
     "The HTTP status that answers `e`."
     if isinstance(e, HTTPException): return e.status_code
     if isinstance(e, ServeError): return e.status
-    return next((s for cls, s in IMAGE_STATUS.items() if isinstance(e, cls)), 400 if isinstance(e, BearlabError) else 500)
+    return next((s for cls, s in IMAGE_STATUS.items() if isinstance(e, cls)),
+                400 if isinstance(e, BearlabError) else 500)
 
 ENDPOINTS = ['POST /classify', 'GET /classify-url?url=...', 'GET /labels', 'GET /health']
 _HEADERS = {'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff'}
 
+# %% ../nbs/06_serve.ipynb #87458da4
 def error_response(
     request:Request, # the request that failed
     e:BaseException, # what it raised
@@ -270,15 +309,20 @@ def error_response(
     if status == 404: msg = f"There is nothing at {request.url.path}: the API has {', '.join(ENDPOINTS)}."
     elif isinstance(e, HTTPException): msg = e.detail
     elif isinstance(e, BearlabError): msg = str(e)
-    else: _log.error('Unexpected error on %s', request.url.path, exc_info=e); msg = 'Something went wrong on the server; it has been logged.'
+    else:
+        _log.error('Unexpected error on %s', request.url.path, exc_info=e)
+        msg = 'Something went wrong on the server; it has been logged.'
     headers = {**_HEADERS, **({'Retry-After': '2'} if status == 503 else {})}
     return JSONResponse({'error': msg, 'status': status}, status, headers=headers)
 
 # %% ../nbs/06_serve.ipynb #07c9a65e
-def _model_pool(): return ThreadPoolExecutor(1, thread_name_prefix='bearlab-predict') # one thread: the model's runtime uses every core from it
+def _model_pool(): # one thread: the model's runtime uses every core from it
+    return ThreadPoolExecutor(1, thread_name_prefix='bearlab-predict')
 
+# %% ../nbs/06_serve.ipynb #a64ca34a
 class ClassifyAPI:
-    "The classify API's state: the classifier, the URL fetcher, the limits, and the thread pool that runs the model."
+    ("The classify API's state: the classifier, the URL fetcher, the limits, "
+     "and the thread pool that runs the model.")
     def __init__(self, classifier:Classifier, # loaded once, shared by every request
                  fetcher:Fetcher|None=None, # downloads photos for `/classify-url` (default: `Fetcher()`)
                  max_upload:int=MAX_UPLOAD_BYTES, # refuse request bodies larger than this, in bytes
@@ -290,7 +334,8 @@ class ClassifyAPI:
         store_attr()
         self.fetcher = fetcher or Fetcher()
         self.pool = _model_pool()
-        self.fetch_limiter, self.decode_limiter = anyio.CapacityLimiter(fetch_threads), anyio.CapacityLimiter(2)
+        self.fetch_limiter, self.decode_limiter = (anyio.CapacityLimiter(fetch_threads),
+                                                   anyio.CapacityLimiter(2))
         self.waiting, self.queue, self.busy = 0, [], False
         self.answered, self.batches = 0, 0 # photos classified, and in how many forward passes
 
@@ -301,13 +346,16 @@ def _next_batch(self:ClassifyAPI):
     self.queue = [(img, fut) for img, fut in self.queue if not fut.cancelled()]
     if self.busy or not self.queue: return
     batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
-    try: done = asyncio.get_running_loop().run_in_executor(self.pool, self.classifier.predict_arrays, [x for x, _ in batch])
+    try:
+        done = asyncio.get_running_loop().run_in_executor(
+            self.pool, self.classifier.predict_arrays, [x for x, _ in batch])
     except RuntimeError as e: # the pool has been shut down: the server is stopping
         for _, fut in batch: fut.cancelled() or fut.set_exception(e)
         return
     self.busy = True
     done.add_done_callback(lambda f: self._batch_done(batch, f))
 
+# %% ../nbs/06_serve.ipynb #ce44bacc
 @patch
 def _batch_done(self:ClassifyAPI, batch:list, f:asyncio.Future):
     self.busy, self.batches, self.answered = False, self.batches + 1, self.answered + len(batch)
@@ -323,8 +371,10 @@ def _batch_done(self:ClassifyAPI, batch:list, f:asyncio.Future):
 async def predict(self:ClassifyAPI,
     data:bytes, # the photo, as uploaded or downloaded
 )->dict: # the prediction, as `Prediction.to_dict()` gives it
-    "Decode `data` and classify it with whatever else is waiting; refuse at once (503) when too many are waiting."
-    if self.waiting >= self.max_waiting: raise ServeError("The server is busy: try again in a few seconds.", status=503)
+    ("Decode `data` and classify it with whatever else is waiting; "
+     "refuse at once (503) when too many are waiting.")
+    if self.waiting >= self.max_waiting:
+        raise ServeError("The server is busy: try again in a few seconds.", status=503)
     self.waiting += 1
     try:
         img = await anyio.to_thread.run_sync(self._open, data, limiter=self.decode_limiter)
@@ -334,9 +384,12 @@ async def predict(self:ClassifyAPI,
         return (await fut).to_dict()
     finally: self.waiting -= 1
 
+# %% ../nbs/06_serve.ipynb #412028f7
 @patch
-def _open(self:ClassifyAPI, data:bytes): # decoded, resized and normalized here: the model's thread only runs the model
-    return self.classifier.pre.array(open_image(data, draft=self.classifier.pre.draft, max_pixels=self.max_pixels))
+def _open(self:ClassifyAPI, data:bytes):
+    # decoded, resized and normalized here, in one band: requests already fill the decode threads
+    img = open_image(data, draft=self.classifier.pre.draft, max_pixels=self.max_pixels)
+    return self.classifier.pre.array(img, bands=1)
 
 # %% ../nbs/06_serve.ipynb #8d4b340d
 @patch
@@ -351,7 +404,9 @@ async def _body(self:ClassifyAPI, request:Request)->bytes:
                 size += len(chunk)
                 chunks.append(chunk)
                 if size > self.max_upload: raise _too_big('This upload', None, self.max_upload)
-    except TimeoutError: raise ServeError(f"The upload took more than {self.body_timeout:g} s: send it again.", status=408) from None
+    except TimeoutError:
+        raise ServeError(f"The upload took more than {self.body_timeout:g} s: send it again.",
+                         status=408) from None
     return b''.join(chunks)
 
 # %% ../nbs/06_serve.ipynb #aae0531f
@@ -361,18 +416,22 @@ async def upload(self:ClassifyAPI,
 )->bytes: # the photo
     "The photo in a POST: the raw body, or the `file` field of a multipart form."
     body, ctype = await self._body(request), request.headers.get('content-type', '')
-    if ctype.startswith('application/x-www-form-urlencoded') and (body.startswith(b'file=') or b'&file=' in body[:1000]):
-        raise ServeError('This form sent the name of the file, not the photo: give the <form> enctype="multipart/form-data".')
+    if (ctype.startswith('application/x-www-form-urlencoded')
+            and (body.startswith(b'file=') or b'&file=' in body[:1000])):
+        raise ServeError('This form sent the name of the file, not the photo: '
+                         'give the <form> enctype="multipart/form-data".')
     if not ctype.startswith('multipart/form-data'): return body
     async def replay(): return {'type': 'http.request', 'body': body, 'more_body': False}
     async with Request(request.scope, replay).form(max_files=1, max_fields=20, max_part_size=100_000) as form:
         f = form.get('file')
-        if isinstance(f, str) or f is None: raise ServeError("Send the photo as the form's 'file' field (a file, not text).")
+        if isinstance(f, str) or f is None:
+            raise ServeError("Send the photo as the form's 'file' field (a file, not text).")
         return await f.read()
 
 # %% ../nbs/06_serve.ipynb #65569280
 def _json(obj, status:int=200)->JSONResponse: return JSONResponse(obj, status, headers=_HEADERS)
 
+# %% ../nbs/06_serve.ipynb #5c091fdd
 @patch
 async def classify(self:ClassifyAPI,
     request:Request, # a POST with the photo
@@ -380,15 +439,19 @@ async def classify(self:ClassifyAPI,
     "`POST /classify`: the photo as the raw body or a multipart `file`."
     return _json(await self.predict(await self.upload(request)))
 
+# %% ../nbs/06_serve.ipynb #6db6488b
 @patch
 async def classify_url(self:ClassifyAPI,
     request:Request, # a GET with the photo's address in `?url=`
 ):
     "`GET /classify-url?url=...`: fetch the photo safely, then classify it."
     url = request.query_params.get('url', '')
-    if not url: raise URLRefusedError("Add the photo's address: /classify-url?url=https://example.com/bear.jpg")
-    return _json(await self.predict(await anyio.to_thread.run_sync(self.fetcher, url, limiter=self.fetch_limiter)))
+    if not url:
+        raise URLRefusedError("Add the photo's address: /classify-url?url=https://example.com/bear.jpg")
+    return _json(await self.predict(
+        await anyio.to_thread.run_sync(self.fetcher, url, limiter=self.fetch_limiter)))
 
+# %% ../nbs/06_serve.ipynb #1056bffb
 @patch
 async def labels(self:ClassifyAPI,
     request:Request, # the GET request
@@ -396,6 +459,7 @@ async def labels(self:ClassifyAPI,
     "`GET /labels`: the labels the classifier can answer with."
     return _json({'labels': [str(o) for o in self.classifier.vocab]})
 
+# %% ../nbs/06_serve.ipynb #bd960ae8
 @patch
 async def health(self:ClassifyAPI,
     request:Request, # the GET request
@@ -407,9 +471,12 @@ async def health(self:ClassifyAPI,
 # %% ../nbs/06_serve.ipynb #af1178d8
 _HOME = '''<!doctype html><html><head><meta charset="utf-8"><title>bearlab classifier</title></head><body>
 <h1>bearlab classifier</h1><p>Labels: {labels}</p><p>Photos: {formats}, up to {limit}.</p>
-<form method="post" action="classify" enctype="multipart/form-data"><input type="file" name="file" accept="image/*"> <button>Classify photo</button></form>
-<form method="get" action="classify-url"><input name="url" size="60" placeholder="https://example.com/bear.jpg"> <button>Classify URL</button></form>
-<p>API: <code>POST /classify</code> (raw body or multipart <code>file</code>), <code>GET /classify-url?url=</code>, <code>GET /labels</code>, <code>GET /health</code>.</p>
+<form method="post" action="classify" enctype="multipart/form-data">\
+<input type="file" name="file" accept="image/*"> <button>Classify photo</button></form>
+<form method="get" action="classify-url">\
+<input name="url" size="60" placeholder="https://example.com/bear.jpg"> <button>Classify URL</button></form>
+<p>API: <code>POST /classify</code> (raw body or multipart <code>file</code>), \
+<code>GET /classify-url?url=</code>, <code>GET /labels</code>, <code>GET /health</code>.</p>
 </body></html>'''
 
 @patch
@@ -419,7 +486,8 @@ async def home(self:ClassifyAPI,
     "`GET /`: a page with forms to upload a photo or give its URL."
     import html
     labels = html.escape(', '.join(map(str, self.classifier.vocab)))
-    return HTMLResponse(_HOME.format(labels=labels, formats=PHOTO_FORMATS, limit=_size(self.max_upload)), headers=_HEADERS)
+    return HTMLResponse(_HOME.format(labels=labels, formats=PHOTO_FORMATS, limit=_size(self.max_upload)),
+                        headers=_HEADERS)
 
 # %% ../nbs/06_serve.ipynb #d53575a7
 @patch
@@ -439,7 +507,8 @@ def create_app(classifier, # a `bearlab.inference.Classifier`, loaded once
     "The classify API for `classifier`: a Starlette app to run with uvicorn."
     api = ClassifyAPI(classifier, **kwargs)
     routes = [Route('/', api.home), Route('/classify', api.classify, methods=['POST']),
-              Route('/classify-url', api.classify_url), Route('/labels', api.labels), Route('/health', api.health)]
+              Route('/classify-url', api.classify_url), Route('/labels', api.labels),
+              Route('/health', api.health)]
     handlers = {HTTPException: error_response, BearlabError: error_response, Exception: error_response}
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=api.lifespan)
     app.state.api = api
@@ -449,25 +518,29 @@ def create_app(classifier, # a `bearlab.inference.Classifier`, loaded once
 _MODEL_ENV = 'BEARLAB_MODEL'
 
 def api_from_env()->Starlette:
-    "The classify API for the model at `$BEARLAB_MODEL` (unset: `Classifier.default()`); uvicorn's factory for each worker."
+    ("The classify API for the model at `$BEARLAB_MODEL` (unset: `Classifier.default()`); "
+     "uvicorn's factory for each worker.")
     path = os.environ.get(_MODEL_ENV)
     clf = Classifier.load(path) if path else Classifier.default()
-    if (n := os.environ.get(THREADS_ENV)) and 'torch' in sys.modules: sys.modules['torch'].set_num_threads(int(n)) # for torch models
+    if (n := os.environ.get(THREADS_ENV)) and 'torch' in sys.modules: # for torch models
+        sys.modules['torch'].set_num_threads(int(n))
     return create_app(clf)
 
 # %% ../nbs/06_serve.ipynb #67dde949
-def serve(model:str|Path|None=None, # a model bundle folder or a fastai export.pkl; None: the default bear classifier
-          host:str='127.0.0.1', # the address to listen on; '0.0.0.0' to be reachable from other machines
-          port:int=8000, # the port to listen on
-          workers:int=1, # processes, each with its own copy of the model
-         ):
+def serve(
+    # a bundle folder or a fastai export.pkl; None: the built-in model's bundle (`default_bundle`)
+    model:str|Path|None=None,
+    host:str='127.0.0.1', # the address to listen on; '0.0.0.0' to be reachable from other machines
+    port:int=8000, # the port to listen on
+    workers:int=1, # processes, each with its own copy of the model
+):
     "Serve the classify API with uvicorn until interrupted."
     import uvicorn
-    if model is not None:
-        model = Path(model).expanduser().resolve()
-        if not model.exists(): raise BearlabError(f"There is no model at {model}: give a bundle folder or an export.pkl file.")
-        os.environ[_MODEL_ENV] = str(model)
-    else: os.environ.pop(_MODEL_ENV, None)
+    model = (Path(model).expanduser().resolve() if model is not None
+             else default_bundle()) # no torch in the server
+    if not model.exists():
+        raise BearlabError(f"There is no model at {model}: give a bundle folder or an export.pkl file.")
+    os.environ[_MODEL_ENV] = str(model)
     kw = dict(host=host, port=port, server_header=False, proxy_headers=False, timeout_keep_alive=5,
               limit_concurrency=512, timeout_graceful_shutdown=10)
     if workers > 1:

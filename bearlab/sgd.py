@@ -4,27 +4,24 @@
 
 # %% ../nbs/05_sgd.ipynb #511f0b89
 from __future__ import annotations
-import base64, io, math, re
-from pathlib import Path
-from tempfile import TemporaryDirectory
+import math
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from matplotlib.animation import FuncAnimation, HTMLWriter
 from matplotlib.ticker import LogLocator, NullFormatter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from PIL import Image
 import ipywidgets as widgets
-from fastcore.basics import store_attr
+from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
 from .images import BearlabError
+from .animation import FitAnimation, _palette_png
 
 # %% auto #0
 __all__ = ['linear_data', 'mse_loss', 'least_squares', 'loss_surface', 'plot_loss_surface', 'steps_per_epoch', 'batch_indices',
-           'Trajectory', 'FitError', 'fit', 'LinePanel', 'LossPanel', 'SurfacePanel', 'frame_steps', 'offline_player',
-           'FitAnimation', 'plot_fit', 'animate_fit', 'max_stable_lr', 'verdict', 'compare_lrs', 'two_class_data',
-           'logistic', 'bce', 'logistic_loss', 'fit_logistic', 'logistic_accuracy', 'BoundaryPanel', 'animate_logistic',
-           'Explorer', 'explore']
+           'Trajectory', 'FitError', 'fit', 'LinePanel', 'LossPanel', 'SurfacePanel', 'frame_steps', 'plot_fit',
+           'animate_fit', 'max_stable_lr', 'verdict', 'compare_lrs', 'two_class_data', 'logistic', 'bce',
+           'logistic_loss', 'fit_logistic', 'logistic_accuracy', 'BoundaryPanel', 'animate_logistic', 'Explorer',
+           'explore']
 
 # %% ../nbs/05_sgd.ipynb #119de625
 def linear_data(
@@ -52,7 +49,7 @@ def least_squares(
     x, # the data: points × features
     y, # one target per point
 ):
-    "The `a` with the smallest `mse_loss(x@a, y)`, from the formula: the answer gradient descent should reach."
+    "The `a` with the smallest `mse_loss(x@a, y)`, by formula: the answer gradient descent should reach."
     return torch.linalg.lstsq(x, y[:,None]).solution[:,0]
 
 # %% ../nbs/05_sgd.ipynb #ed8b8f99
@@ -63,7 +60,8 @@ def loss_surface(
     a1s,              # 1-D grid of values for the intercept
 )->torch.Tensor:      # `len(a1s)×len(a0s)`: the loss at every pair, ready for `plt.contour(a0s, a1s, ...)`
     "The `mse_loss` of every line on the grid `a0s × a1s`, computed all at once."
-    A0, A1 = torch.meshgrid(torch.as_tensor(a0s, dtype=torch.float32), torch.as_tensor(a1s, dtype=torch.float32), indexing='xy')
+    A0, A1 = torch.meshgrid(torch.as_tensor(a0s, dtype=torch.float32),
+                            torch.as_tensor(a1s, dtype=torch.float32), indexing='xy')
     a = torch.stack([A0, A1], -1)       # every pair of parameters: shape (len(a1s), len(a0s), 2)
     return ((a@x.T - y)**2).mean(-1)    # each pair's predictions for every point, then its mse
 
@@ -73,6 +71,7 @@ def _levels(L, best_loss, n=12):
     top = max(float(L.max()) - best_loss, 1e-6)
     return best_loss + np.geomspace(top*1e-3, top, n)
 
+# %% ../nbs/05_sgd.ipynb #7b0cb1aa
 def plot_loss_surface(
     x,               # the data: points × 2 (the x values, then a column of ones)
     y,               # one target per point
@@ -98,9 +97,10 @@ def steps_per_epoch(
     n:int,             # how many points
     bs:int|None=None,  # the batch size; None is full batch
 )->int:
-    "How many steps one pass over `n` points takes: 1 for full batch, else `ceil(n/bs)` (the last batch may be smaller)."
+    "How many steps one pass over `n` points takes: 1 for full batch, else `ceil(n/bs)`."
     return 1 if bs is None else math.ceil(n/bs)
 
+# %% ../nbs/05_sgd.ipynb #e33b808e
 def batch_indices(
     n:int,             # how many points
     bs:int|None=None,  # the batch size; None is full batch: every step sees all `n` points
@@ -136,31 +136,65 @@ class Trajectory:
     @property
     def how(self)->str:
         "How it was trained, in words, for titles."
-        b = f'full batch of {self.n}' if self.bs is None else f'batches of {self.bs} ({steps_per_epoch(self.n, self.bs)} steps/epoch)'
+        per_epoch = None if self.bs is None else steps_per_epoch(self.n, self.bs)
+        batches = f'batches of {self.bs} ({per_epoch} steps/epoch)'
+        b = f'full batch of {self.n}' if self.bs is None else batches
         return f'lr={self.lr:.3g}, {b}, seed={self.seed}'  # as the slider shows it: 2.82, not 2.81838
     def __repr__(self):
-        end = f'diverged at step {self.steps-1}' if self.diverged else f'a=({self.a[0]:.3f}, {self.a[1]:.3f})' if len(self.a)==2 else f'a={[round(v, 3) for v in self.a.tolist()]}'
-        return f'Trajectory({self.steps} steps, {self.how}: loss {self.full_losses[0]:.3g} → {self.final_loss:.3g}, {end})'
+        a = [round(v, 3) for v in self.a.tolist()]
+        a = f'({self.a[0]:.3f}, {self.a[1]:.3f})' if len(self.a)==2 else str(a)
+        end = f'diverged at step {self.steps-1}' if self.diverged else f'a={a}'
+        loss = f'loss {self.full_losses[0]:.3g} → {self.final_loss:.3g}'
+        return f'Trajectory({self.steps} steps, {self.how}: {loss}, {end})'
 
 # %% ../nbs/05_sgd.ipynb #178cdab5
 class FitError(BearlabError, ValueError): "Arguments that `fit` can't train with."
 
+# %% ../nbs/05_sgd.ipynb #0eec33a1
 def _n_steps(n, steps, epochs, bs):
-    if steps is not None and epochs is not None: raise FitError(f"Give steps or epochs, not both (got steps={steps}, epochs={epochs}).")
-    if bs is not None and (not isinstance(bs, (int, np.integer)) or bs < 1): raise FitError(f"The batch size must be a whole number of points, at least 1 (got bs={bs!r}); use bs=None for full batch.")
+    if steps is not None and epochs is not None:
+        raise FitError(f"Give steps or epochs, not both (got steps={steps}, epochs={epochs}).")
+    if bs is not None and (not isinstance(bs, (int, np.integer)) or bs < 1):
+        raise FitError(f"The batch size must be a whole number of points, at least 1 (got bs={bs!r}); "
+                       "use bs=None for full batch.")
     if epochs is not None: steps = epochs*steps_per_epoch(n, bs)
     if steps is None: steps = 30
-    if not isinstance(steps, (int, np.integer)) or steps < 1: raise FitError(f"Train for at least one step (got steps={steps!r}, epochs={epochs!r}).")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise FitError(f"Train for at least one step (got steps={steps!r}, epochs={epochs!r}).")
     return int(steps)
 
+# %% ../nbs/05_sgd.ipynb #68295147
 def _check_data(x, y, lr, a0):
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
-        raise FitError(f"x must be points × features and y one value per point; got x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)}.")
-    if not (x.isfinite().all() and y.isfinite().all()): raise FitError("The data contains inf or nan values: remove those points first.")
-    if isinstance(lr, bool) or not (isinstance(lr, (int, float, np.floating)) and 0 < lr < math.inf): raise FitError(f"The learning rate must be a positive number, like 0.1 (got lr={lr!r}).")
-    if len(a0) != x.shape[1]: raise FitError(f"Give one starting parameter per column of x: a0 has {len(a0)} values, x has {x.shape[1]} columns.")
+        raise FitError("x must be points × features and y one value per point; "
+                       f"got x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)}.")
+    if not (x.isfinite().all() and y.isfinite().all()):
+        raise FitError("The data contains inf or nan values: remove those points first.")
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float, np.floating)) and 0 < lr < math.inf):
+        raise FitError(f"The learning rate must be a positive number, like 0.1 (got lr={lr!r}).")
+    if len(a0) != x.shape[1]:
+        raise FitError(f"Give one starting parameter per column of x: a0 has {len(a0)} values, "
+                       f"x has {x.shape[1]} columns.")
     return x, y
+
+# %% ../nbs/05_sgd.ipynb #adf4697e
+def _descend(x, y, a, idxs, lr, loss_func, blowup):
+    "Step `a` down `loss_func` on each batch of `idxs`; stop at a loss that is not finite or has blown up."
+    params, losses, full = [], [], []
+    for idx in idxs:
+        loss = loss_func(x[idx]@a, y[idx])
+        with torch.no_grad(): full_loss = loss_func(x@a, y).item()
+        if not (math.isfinite(loss.item()) and math.isfinite(full_loss)): break
+        params.append(a.detach().clone())
+        losses.append(loss.item())
+        full.append(full_loss)
+        if full_loss > blowup*full[0]: break
+        loss.backward()
+        with torch.no_grad():
+            a.sub_(lr*a.grad)
+            a.grad.zero_()
+    return params, losses, full
 
 # %% ../nbs/05_sgd.ipynb #1e19d874
 def fit(
@@ -175,30 +209,22 @@ def fit(
     loss_func=mse_loss,        # `loss_func(x@a, y)`: the loss to go down
     blowup:float=100.,         # a loss this many times the first one means the fit diverged
 )->Trajectory:
-    "Gradient descent on `loss_func(x@a, y)` with PyTorch autograd: full batch, or shuffled mini-batches of `bs`."
+    "Gradient descent on `loss_func(x@a, y)` with autograd: full batch, or shuffled mini-batches of `bs`."
     x, y = _check_data(x, y, lr, a0)
     steps = _n_steps(len(y), steps, epochs, bs)
     bs = None if bs is None else int(bs)
     idxs = batch_indices(len(y), bs, steps, seed)
     a = torch.tensor(a0, dtype=torch.float32).requires_grad_()
-    params, losses, full = [], [], []
-    for idx in idxs:
-        loss = loss_func(x[idx]@a, y[idx])
-        with torch.no_grad(): full_loss = loss_func(x@a, y).item()
-        if not (math.isfinite(loss.item()) and math.isfinite(full_loss)): break
-        params.append(a.detach().clone())
-        losses.append(loss.item())
-        full.append(full_loss)
-        if full_loss > blowup*full[0]: break
-        loss.backward()
-        with torch.no_grad():
-            a.sub_(lr*a.grad)
-            a.grad.zero_()
-    if not full: raise FitError("The loss is inf or nan before the first step: the data's values are too large. Scale them down.")
+    params, losses, full = _descend(x, y, a, idxs, lr, loss_func, blowup)
+    if not full:
+        raise FitError("The loss is inf or nan before the first step: the data's values are too large. "
+                       "Scale them down.")
     with torch.no_grad(): final = loss_func(x@a, y).item()
-    diverged = len(full) < len(idxs) or not final <= full[0]  # stopped early, or ended worse than it started (or nan)
-    return Trajectory(torch.stack(params), torch.tensor(losses), torch.tensor(full), a.detach(), final, diverged,
-                      lr, bs, seed, len(y), None if bs is None else idxs[:len(full)])
+    # stopped early, or ended worse than it started (or nan)
+    diverged = len(full) < len(idxs) or not final <= full[0]
+    batches = None if bs is None else idxs[:len(full)]
+    return Trajectory(torch.stack(params), torch.tensor(losses), torch.tensor(full), a.detach(), final,
+                      diverged, lr, bs, seed, len(y), batches)
 
 # %% ../nbs/05_sgd.ipynb #49a0ebba
 class LinePanel:
@@ -230,21 +256,23 @@ class LinePanel:
 
 # %% ../nbs/05_sgd.ipynb #9cf1955f
 class LossPanel:
-    "The loss on all the points up to step `i` (log scale), and each batch's loss when there are mini-batches."
+    "The loss on all the points up to step `i` (log scale), and each batch's loss if there are mini-batches."
     def __init__(self,
         ax,   # the matplotlib axes to draw on
         traj, # what `fit` returned
     ):
         store_attr('ax,traj')
         hi = max(traj.full_losses.max(), traj.losses.max()).item()
-        lo = max(min(traj.full_losses.min(), traj.losses.min()).item(), hi*1e-4)  # a batch of one point can have a loss near 0
+        # a batch of one point can have a loss near 0
+        lo = max(min(traj.full_losses.min(), traj.losses.min()).item(), hi*1e-4)
         ax.set_yscale('log')
         ax.set_ylim(lo*0.7, hi*1.5)
         ax.set_xlim(0, max(traj.steps-1, 1))
         ax.yaxis.set_major_locator(LogLocator(subs=(1., 2., 5.), numticks=6))
         ax.yaxis.set_major_formatter(lambda v, _: f'{v:g}')
         ax.yaxis.set_minor_formatter(NullFormatter())  # plain numbers: quicker than mathtext
-        self.batch, = ax.plot([], [], '.', c='tab:orange', ms=3, label='batch loss') if traj.batches else (None,)
+        self.batch, = ax.plot([], [], '.', c='tab:orange', ms=3,
+                              label='batch loss') if traj.batches else (None,)
         self.full, = ax.plot([], [], c='tab:blue', lw=1.5, label='loss on all points')
         ax.set_xlabel('step')
         ax.legend(loc='upper right', fontsize=7)
@@ -256,7 +284,8 @@ class LossPanel:
         s = torch.arange(i+1)
         self.full.set_data(s, self.traj.full_losses[:i+1])
         if self.batch: self.batch.set_data(s, self.traj.losses[:i+1])
-        self.ax.set_title(f'loss {self.traj.full_losses[i]:.3g}' + (' (diverging)' if self.traj.diverged else ''), fontsize=9)
+        diverging = ' (diverging)' if self.traj.diverged else ''
+        self.ax.set_title(f'loss {self.traj.full_losses[i]:.3g}{diverging}', fontsize=9)
 
 # %% ../nbs/05_sgd.ipynb #0dc3132c
 class SurfacePanel:
@@ -290,102 +319,9 @@ def frame_steps(
     "Which steps to draw: all of them, or `frames` of them spread evenly from the first to the last."
     return sorted(set(np.linspace(0, steps-1, min(steps, frames)).round().astype(int).tolist()))
 
-# %% ../nbs/05_sgd.ipynb #8deae613
-def _palette_png(
-    rgba,              # an RGBA image as an array, e.g. `fig.canvas.buffer_rgba()`
-    colours:int=64,    # how many colours to keep
-    background=None,   # an RGBA array of the same size: pixels equal to it become transparent
-)->bytes:              # PNG bytes
-    "A picture of a plot as a palette PNG: plots have few colours, so it takes far fewer bytes than full colour."
-    rgba = np.array(rgba)
-    if background is None: img = Image.fromarray(rgba).convert('RGB').quantize(colours, dither=Image.Dither.NONE)
-    else:
-        rgba[(rgba == background).all(-1)] = 0
-        img = Image.fromarray(rgba, 'RGBA').quantize(colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    b = io.BytesIO()
-    img.save(b, 'PNG')
-    return b.getvalue()
-
-class _CanvasHTMLWriter(HTMLWriter):
-    "matplotlib's `HTMLWriter`, taking each frame as it is on the canvas (no redraw): what differs from `background`."
-    background = None
-    def grab_frame(self, **kwargs):
-        self.frame_format = 'png'
-        png = _palette_png(self.fig.canvas.buffer_rgba(), background=self.background)
-        self._saved_frames.append(base64.encodebytes(png).decode('ascii'))
-
-# %% ../nbs/05_sgd.ipynb #f6989cc9
-_ICONS = {'fa-minus': '\u2212', 'fa-fast-backward': '\u21e4', 'fa-step-backward': '\u25c2', 'fa-play fa-flip-horizontal': '\u25c0',
-          'fa-pause': '\u2016', 'fa-play': '\u25b6', 'fa-step-forward': '\u25b8', 'fa-fast-forward': '\u21e5', 'fa-plus': '+'}
-_NOTE = 'Run this cell to play the animation: until then you see its last frame.'
-
-def offline_player(
-    html:str,  # the page matplotlib's `HTMLWriter` wrote
-    still:str, # the frame to show before the player's script runs: a base64 PNG
-    width:int, # the width to show the frames at, in CSS pixels
-    background:str='', # what the frames are drawn over: a base64 PNG of the still parts
-)->str:        # the same player, with nothing fetched from the network and nothing dead before it runs
-    "matplotlib's animation player with text icons, a still picture, and controls shown only by its own script."
-    html = re.sub(r'<link rel="stylesheet"\s*href="[^"]*font-awesome[^"]*">', '', html)
-    for fa, icon in _ICONS.items(): html = html.replace(f'<i class="fa {fa}"></i>', icon)
-    uid = re.search(r'<img id="_anim_img(\w+)">', html)[1]
-    size = f'width:{width}px;max-width:100%;height:auto'
-    if background: size += f';background:url(data:image/png;base64,{background});background-size:100% 100%'
-    html = html.replace(f'<img id="_anim_img{uid}">', f'<img id="_anim_img{uid}" src="data:image/png;base64,{still}" style="{size}" alt="animation">'
-                        f'<div id="_anim_note{uid}" class="bearlab-anim-note">{_NOTE}</div>')
-    html = html.replace('<div class="anim-controls">', '<div class="anim-controls" style="display:none">')
-    show = (f'document.getElementById("_anim_note{uid}").remove();'
-            f' document.getElementById("_anim_slider{uid}").parentNode.style.display = "";')
-    return html + f'<script language="javascript">{show}</script>' 
-
-# %% ../nbs/05_sgd.ipynb #a2535592
-class FitAnimation(FuncAnimation):
-    "A `FuncAnimation` whose `to_jshtml` draws the still parts once and only `artists` per frame, as palette PNGs."
-    def __init__(self,
-        fig,          # the figure to animate
-        func,         # `func(frame)` redraws the figure for each of `frames`
-        frames,       # what to pass to `func`, one per frame: the steps to show
-        artists,      # the artists `func` changes: only these are redrawn in each frame
-        interval=150, # milliseconds between frames
-    ):
-        super().__init__(fig, func, frames=frames, interval=interval, repeat=False)
-        self.artists, self._background = artists, None
-
-    def _draw_next_frame(self, framedata, blit):
-        if self._background is None: return super()._draw_next_frame(framedata, blit)
-        self._func(framedata)
-        self._fig.canvas.restore_region(self._background)
-        for a in self.artists: a.axes.draw_artist(a)
-
-    def to_jshtml(self,
-        fps=None,          # frames per second; None: one frame every `interval` milliseconds
-        embed_frames=True, # ignored: the frames are always embedded (kept to match `FuncAnimation.to_jshtml`)
-        default_mode=None, # what the player does at the end: 'once' (None), 'loop' or 'reflect'
-        scale:int=2,       # pixels per CSS pixel in each frame: 2 stays sharp on high-DPI screens
-    ):
-        "The animation as HTML with play/pause buttons and every frame embedded: show it with `HTML(anim.to_jshtml())`."
-        if not hasattr(self, '_html_representation'):
-            width, dpi = round(self._fig.get_figwidth()*self._fig.dpi), self._fig.dpi
-            self._fig.set_dpi(dpi*scale)
-            canvas = FigureCanvasAgg(self._fig)  # a closed figure keeps only a bare canvas
-            for a in self.artists: a.set_visible(False)
-            canvas.draw()
-            self._background = canvas.copy_from_bbox(self._fig.bbox)
-            writer = _CanvasHTMLWriter(fps=fps or 1000/self._interval, embed_frames=True, default_mode=default_mode or 'once')
-            writer.background = np.array(canvas.buffer_rgba())
-            for a in self.artists: a.set_visible(True)
-            with TemporaryDirectory() as d:
-                try: self.save(str(Path(d)/'animation.html'), writer=writer)
-                finally: self._background = None
-                html = (Path(d)/'animation.html').read_text()
-            still, bg = [base64.b64encode(_palette_png(a)).decode() for a in (canvas.buffer_rgba(), writer.background)]
-            self._fig.set_dpi(dpi)
-            self._html_representation = offline_player(html, still, width, bg)
-        return self._html_representation
-
 # %% ../nbs/05_sgd.ipynb #1347e7c7
 def _animate(fig, panels, steps, interval=150):
-    "A `FitAnimation` drawing every panel at each of `steps` (a panel whose fit stopped early stays at its last step)."
+    "A `FitAnimation` drawing every panel at each of `steps` (a fit that stopped early stays at its end)."
     def draw(i):
         for p in panels: p.draw(min(i, p.traj.steps-1))
     draw(steps[-1])
@@ -409,6 +345,7 @@ def plot_fit(
     fig.tight_layout()
     return fig, panels
 
+# %% ../nbs/05_sgd.ipynb #45d90fe1
 @delegates(plot_fit)
 def animate_fit(
     traj:Trajectory, # what `fit` returned
@@ -425,7 +362,7 @@ def animate_fit(
 def max_stable_lr(
     x, # the data: points × features (the targets do not matter)
 )->float: # the learning rate above which the fit diverges
-    "The learning rate above which full-batch gradient descent on `mse_loss(x@a, y)` diverges: 2 ÷ the bowl's steepest curvature."
+    "The learning rate above which full-batch descent on `mse_loss(x@a, y)` diverges: 2 ÷ steepest curvature."
     x = torch.as_tensor(x, dtype=torch.float64)
     return 2/torch.linalg.eigvalsh(2*x.T@x/len(x)).max().item()
 
@@ -435,7 +372,7 @@ def verdict(
     x,               # the data it was fitted to: points × features
     y,               # one target per point
 )->str:              # 'diverges', 'noisy', 'just right' or 'too slow'
-    "'diverges', 'just right' (99% of the way down, and staying), 'noisy' (got there, then bounced) or 'too slow'."
+    "'diverges', 'just right' (99% of the way down, staying), 'noisy' (got there, bounced) or 'too slow'."
     if traj.diverged or (traj.bs is None and traj.lr > max_stable_lr(x)): return 'diverges'
     best = mse_loss(x@least_squares(x, y), y).item()
     losses = torch.cat([traj.full_losses.double(), torch.tensor([traj.final_loss], dtype=torch.float64)])
@@ -444,14 +381,15 @@ def verdict(
     if (tail < 0.01).all(): return 'just right'
     ups = (tail.diff() > 0).double().mean().item() # how often the loss went up over the last quarter
     bouncing = ups >= 1/3 or (left.min() < 0.01 and ups > 0)
-    big_steps = left[-1] <= 0.5 or traj.lr > max_stable_lr(x)/2 # far from the bottom with small steps is slow, not noisy
+    # far from the bottom with small steps is slow, not noisy
+    big_steps = left[-1] <= 0.5 or traj.lr > max_stable_lr(x)/2
     if bouncing and big_steps: return 'noisy'
     return 'just right' if left.min() < 0.01 and not bouncing else 'too slow'
 
 # %% ../nbs/05_sgd.ipynb #4179562e
 @delegates(fit, but=['epochs'])
 def compare_lrs(
-    lrs=(0.02, 0.5, 1.1), # learning rates to compare: by default too low, good, and too high for `linear_data()`
+    lrs=(0.02, 0.5, 1.1), # learning rates to compare: by default too low, good, too high for `linear_data()`
     x=None,               # the data: points × 2; `linear_data()` if None
     y=None,               # one target per point
     steps:int=30,         # steps for every fit
@@ -459,7 +397,7 @@ def compare_lrs(
     dpi:int=80,           # dots per inch of the animation
     **kwargs,             # passed to `fit` (e.g. `bs`, `seed`)
 )->FitAnimation:         # show it with `HTML(anim.to_jshtml())`; `.trajs` holds the fits
-    "Fit with each learning rate and animate them side by side, each titled 'too slow', 'just right' or 'diverges'."
+    "Fit with each learning rate, animated side by side, each titled 'too slow', 'just right' or 'diverges'."
     if x is None: x, y = linear_data()
     trajs = [fit(x, y, lr=lr, steps=steps, **kwargs) for lr in lrs]
     fig, axs = plt.subplots(2, len(lrs), figsize=(3.3*len(lrs), 5.6), dpi=dpi, squeeze=False)
@@ -486,12 +424,14 @@ def two_class_data(
     x = torch.cat([centres + spread*torch.randn(n, 2, generator=g), torch.ones(n, 1)], 1)
     return x, y
 
+# %% ../nbs/05_sgd.ipynb #a68a29a2
 def logistic(
     z, # scores: a tensor of any real numbers
 ):
     "The sigmoid (logistic function): squash any score into a probability between 0 and 1: `1/(1+exp(-z))`."
     return 1/(1 + torch.exp(-z))
 
+# %% ../nbs/05_sgd.ipynb #26cff060
 def bce(
     p, # the predicted probabilities of class 1, between 0 and 1
     y, # the true classes, 0. or 1.
@@ -505,7 +445,7 @@ def logistic_loss(
     scores, # `x@a`: any real numbers; positive means class 1 is more likely
     y,      # the true classes, 0. or 1.
 ):
-    "`bce(logistic(scores), y)`, computed from the scores so that no score is too big: mean of log(1+eˢ) - y·s."
+    "`bce(logistic(scores), y)`, computed from the scores so no score is too big: mean of log(1+eˢ) - y·s."
     softplus = scores.clamp(min=0) + torch.log1p(torch.exp(-scores.abs()))  # log(1+eˢ), exp of negatives only
     return (softplus - y*scores).mean()
 
@@ -519,8 +459,10 @@ def fit_logistic(
     **kwargs,
 )->Trajectory:
     "Logistic regression by gradient descent: `fit` with `logistic_loss`, starting from all zeros."
-    return fit(x, y, lr, steps=None if kwargs.get('epochs') else steps, a0=(0.,)*x.shape[1], loss_func=logistic_loss, **kwargs)
+    return fit(x, y, lr, steps=None if kwargs.get('epochs') else steps, a0=(0.,)*x.shape[1],
+               loss_func=logistic_loss, **kwargs)
 
+# %% ../nbs/05_sgd.ipynb #e05e66ac
 def logistic_accuracy(
     a, # the parameters, e.g. `traj.a`
     x, # the data: points × features
@@ -531,7 +473,7 @@ def logistic_accuracy(
 
 # %% ../nbs/05_sgd.ipynb #bbe422c1
 class BoundaryPanel:
-    "The two classes, the model's probability of class 1 as a background, and the decision boundary at step `i`."
+    "The two classes, the model's probability of class 1 as background, and the boundary at step `i`."
     def __init__(self,
         ax,   # the matplotlib axes to draw on
         traj, # what `fit_logistic` returned
@@ -544,13 +486,16 @@ class BoundaryPanel:
         self.g1, self.g2 = torch.linspace(lo[0], hi[0], n), torch.linspace(lo[1], hi[1], n)
         G1, G2 = torch.meshgrid(self.g1, self.g2, indexing='xy')
         self.grid = torch.stack([G1, G2, torch.ones_like(G1)], -1)
-        self.img = ax.imshow(torch.full((n,n), 0.5), extent=(lo[0], hi[0], lo[1], hi[1]), origin='lower', cmap='coolwarm', vmin=0, vmax=1, aspect='auto', alpha=0.6)
-        dots = [ax.scatter(*x[y==c,:2].T, s=8, c=col, label=f'class {c}') for c, col in ((0, 'tab:blue'), (1, 'tab:red'))]
+        self.img = ax.imshow(torch.full((n,n), 0.5), extent=(lo[0], hi[0], lo[1], hi[1]), origin='lower',
+                             cmap='coolwarm', vmin=0, vmax=1, aspect='auto', alpha=0.6)
+        dots = [ax.scatter(*x[y==c,:2].T, s=8, c=col, label=f'class {c}')
+                for c, col in ((0, 'tab:blue'), (1, 'tab:red'))]
         self.line, = ax.plot([], [], 'k', lw=2)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
         ax.legend(loc='upper left', fontsize=7)
-        self.artists = [self.img, *dots, self.line, ax.title]  # the dots too, so they stay on top of the background
+        # the dots too, so they stay on top of the background
+        self.artists = [self.img, *dots, self.line, ax.title]
     def draw(self,
         i, # the step to show
     ):
@@ -560,6 +505,7 @@ class BoundaryPanel:
         if a[1].abs() > 1e-6: self.line.set_data(self.g1, -(a[0]*self.g1 + a[2])/a[1])  # where x@a = 0
         self.ax.set_title(f'step {i}: a=({a[0]:.2f}, {a[1]:.2f}, {a[2]:.2f})', fontsize=9)
 
+# %% ../nbs/05_sgd.ipynb #8e1228be
 def animate_logistic(
     traj:Trajectory, # what `fit_logistic` returned
     x,               # the data it was fitted to: points × 3
@@ -583,16 +529,24 @@ def _png(fig, scale:int=2)->bytes:
     canvas.draw()
     return _palette_png(canvas.buffer_rgba())
 
+# %% ../nbs/05_sgd.ipynb #c27fd5b0
 def _advice(traj, x, y)->str:
     v = verdict(traj, x, y)
-    if v == 'diverges': return f'<b>Diverges</b> at step {traj.steps-1}: lower the learning rate (above {max_stable_lr(x):.2f} full-batch descent always blows up).'
-    if v == 'too slow': return f'<b>Too slow</b>: loss {traj.final_loss:.3g} after {traj.steps} steps, still going down. Raise the learning rate or take more steps.'
+    if v == 'diverges':
+        return (f'<b>Diverges</b> at step {traj.steps-1}: lower the learning rate '
+                f'(above {max_stable_lr(x):.2f} full-batch descent always blows up).')
+    if v == 'too slow':
+        return (f'<b>Too slow</b>: loss {traj.final_loss:.3g} after {traj.steps} steps, still going down. '
+                'Raise the learning rate or take more steps.')
     if v == 'noisy':
         low, last = traj.full_losses.min().item(), traj.full_losses[-max(2, traj.steps//4):]
-        return (f'<b>Noisy</b>: it reached the bottom (loss {low:.3g}) but bounces around it ({last.min():.3g} to {last.max():.3g} '
-                'over the last steps): each mini-batch pulls a slightly different way. Lower the learning rate, or use bigger batches.')
+        return (f'<b>Noisy</b>: it reached the bottom (loss {low:.3g}) '
+                f'but bounces around it ({last.min():.3g} to {last.max():.3g} over the last steps): '
+                'each mini-batch pulls a slightly different way. Lower the learning rate, '
+                'or use bigger batches.')
     best = least_squares(x, y)
-    return f'<b>Just right</b>: a=({traj.a[0]:.2f}, {traj.a[1]:.2f}), loss {traj.final_loss:.3g}; the least-squares answer is ({best[0]:.2f}, {best[1]:.2f}).'
+    return (f'<b>Just right</b>: a=({traj.a[0]:.2f}, {traj.a[1]:.2f}), loss {traj.final_loss:.3g}; '
+            f'the least-squares answer is ({best[0]:.2f}, {best[1]:.2f}).')
 
 # %% ../nbs/05_sgd.ipynb #b6051e21
 class Explorer:
@@ -609,9 +563,12 @@ class Explorer:
         store_attr('x,y,seed')
         n, lay = len(y), widgets.Layout(width='330px')
         sizes = [(str(b), b) for b in (1, 2, 5, 10, 20, 50, 100, 200, 500) if b < n] + [(f'all {n}', n)]
-        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-3, max=0.5, step=0.05, description='learning rate', layout=lay, continuous_update=False, style={'description_width': '90px'})
-        self.bs = widgets.SelectionSlider(options=sizes, value=n if bs is None else bs, description='batch size', layout=lay, continuous_update=False, style={'description_width': '90px'})
-        self.steps = widgets.IntSlider(value=steps, min=1, max=200, description='steps', layout=lay, continuous_update=False, style={'description_width': '90px'})
+        look = dict(layout=lay, continuous_update=False, style={'description_width': '90px'})
+        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-3, max=0.5, step=0.05,
+                                         description='learning rate', **look)
+        self.bs = widgets.SelectionSlider(options=sizes, value=n if bs is None else bs,
+                                          description='batch size', **look)
+        self.steps = widgets.IntSlider(value=steps, min=1, max=200, description='steps', **look)
         self.image = widgets.Image(format='png', layout=widgets.Layout(max_width='100%', height='auto'))
         self.message = widgets.HTML()
         self.image.add_class('bearlab-sgd-picture')
@@ -620,21 +577,28 @@ class Explorer:
         self.widget = widgets.VBox([widgets.HBox([self.lr, self.bs, self.steps]), self.message, self.image])
         self.update()
 
-    def update(self,
-        change=None, # the slider change that called it (unused)
-    ):
-        "Re-run `fit` with the sliders' values and redraw."
-        bs = None if self.bs.value >= len(self.y) else self.bs.value
-        self.traj = fit(self.x, self.y, lr=self.lr.value, steps=self.steps.value, bs=bs, seed=self.seed)
-        fig = plot_fit(self.traj, self.x, self.y)[0]
-        self.image.layout.width = f'{round(fig.get_figwidth()*fig.dpi)}px' # shown at its size; `_png` draws 2 pixels per px
-        self.image.value = _png(fig)
-        self.message.value = _advice(self.traj, self.x, self.y)
+# %% ../nbs/05_sgd.ipynb #4f9bf086
+@patch
+def update(self:Explorer,
+    change=None, # the slider change that called it (unused)
+):
+    "Re-run `fit` with the sliders' values and redraw."
+    bs = None if self.bs.value >= len(self.y) else self.bs.value
+    self.traj = fit(self.x, self.y, lr=self.lr.value, steps=self.steps.value, bs=bs, seed=self.seed)
+    fig = plot_fit(self.traj, self.x, self.y)[0]
+    # shown at its size; `_png` draws 2 pixels per px
+    self.image.layout.width = f'{round(fig.get_figwidth()*fig.dpi)}px'
+    self.image.value = _png(fig)
+    self.message.value = _advice(self.traj, self.x, self.y)
 
-    def _repr_mimebundle_(self, **kwargs):
-        return {**self.widget._repr_mimebundle_(**kwargs), 'text/plain': 'Explorer: sliders for the learning rate, batch size and steps (run the notebook to move them)'}
+# %% ../nbs/05_sgd.ipynb #9dd9455d
+@patch
+def _repr_mimebundle_(self:Explorer, **kwargs):
+    text = 'Explorer: sliders for the learning rate, batch size and steps (run the notebook to move them)'
+    return {**self.widget._repr_mimebundle_(**kwargs), 'text/plain': text}
 
+# %% ../nbs/05_sgd.ipynb #5449c719
 @delegates(Explorer)
 def explore(**kwargs)->Explorer:
-    "Sliders to try learning rates, batch sizes and numbers of steps on a line fit; works in Jupyter and Voila."
+    "Sliders to try learning rates, batch sizes and numbers of steps on a line fit, in Jupyter and Voila."
     return Explorer(**kwargs)

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastai.vision.utils import download_images as fastai_download_images
 from bearlab.images import ImageError, open_image
 from bearlab.files import image_files
-from bearlab.search import ImageServer
+from bearlab.practice import ImageServer
 from bearlab.download import download_images
 
 def invalid_files(dest:Path)->int:

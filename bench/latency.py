@@ -43,28 +43,43 @@ def median_time(f, n:int)->float:
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return statistics.median(ts)
 
+def interleaved(fs:dict, n:int)->dict:
+    "Time each function in `fs` once a round for `n` rounds, so the machine's drift touches them all alike."
+    for f in fs.values(): f() # warm
+    ts = {k: [] for k in fs}
+    for _ in range(n):
+        for k, f in fs.items():
+            t = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t)
+    return ts
+
 def case(title:str, clf, data:bytes, repeats:int, fa=None):
     "Time `clf.predict(data)` against the floor, torch, and fastai's `predict` when `fa` is given."
     from bearlab.inference import Classifier
-    from bearlab.runtime import OnnxModel
+    from bearlab.runtime import OnnxModel, threads
     ours = clf.predict(data) # exports the model to ONNX, once (cached)
     by_torch = Classifier(clf.model, clf.vocab, clf.pre, clf.outputs, clf.domain, clf.output_names, runtime='torch')
-    x = clf.pre.array(clf.read(data))[None]
+    img = clf.read(data)
+    x = clf.pre.array(img)[None]
     def decode():
-        img = Image.open(io.BytesIO(data)); img.draft('RGB', (clf.pre.draft,)*2); img.load()
+        im = Image.open(io.BytesIO(data)); im.draft('RGB', (clf.pre.draft,)*2); im.load()
     def torch_forward():
         with torch.inference_mode(): clf.model(torch.from_numpy(x))
     n_fa = max(3, repeats//3)
-    t_ours, t_torch = median_time(lambda: clf.predict(data), repeats), median_time(lambda: by_torch.predict(data), repeats)
-    t_dec, t_fwd = median_time(decode, repeats), median_time(lambda: clf.runner(x), repeats)
-    t_tfwd = median_time(torch_forward, repeats)
+    ts = interleaved(dict(ours=lambda: clf.predict(data), decode=decode, forward=lambda: clf.runner(x),
+                          whole=lambda: clf.pre.array(img, bands=1), bands=lambda: clf.pre.array(img)), repeats)
+    med = {k: statistics.median(v) for k, v in ts.items()}
+    t_ours, t_dec, t_fwd, t_pre1, t_pre = med['ours'], med['decode'], med['forward'], med['whole'], med['bands']
+    per_round = statistics.median(o/(d + f) for o, d, f in zip(ts['ours'], ts['decode'], ts['forward']))
+    t_torch, t_tfwd = median_time(lambda: by_torch.predict(data), repeats), median_time(torch_forward, repeats)
     floor = t_dec + t_fwd
     print(f"\n## {title}: {Image.open(io.BytesIO(data)).size} JPEG, {len(data)/1e6:.2f} MB; runtime: {type(clf.runner).__name__}")
-    print(f"bearlab Classifier.predict(bytes), ONNX Runtime: {t_ours*1000:7.1f} ms (median of {repeats})")
+    print(f"bearlab Classifier.predict(bytes), ONNX Runtime: {t_ours*1000:7.1f} ms (median of {repeats} rounds, "
+          "each timing predict, decode and forward in turn)")
     print(f"bearlab Classifier.predict(bytes), torch:        {t_torch*1000:7.1f} ms")
     print(f"floor = reduced-scale decode {t_dec*1000:.1f} ms + ONNX Runtime forward {t_fwd*1000:.1f} ms = {floor*1000:.1f} ms "
           f"(torch's bare forward: {t_tfwd*1000:.1f} ms)")
-    print(f"bearlab / floor = {t_ours/floor:.3f}   (target: <= 1.15)")
+    print(f"resize + normalize: {t_pre1*1000:.2f} ms whole, {t_pre*1000:.2f} ms in bands on {threads()} threads")
+    print(f"bearlab / floor = {t_ours/floor:.3f}   (target: <= 1.15); the median of each round's ratio: {per_round:.3f}")
     print(f"bearlab / bearlab on torch = {t_ours/t_torch:.3f}")
     if fa is not None:
         from fastai.vision.all import PILImage

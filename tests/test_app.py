@@ -22,7 +22,7 @@ def voila(tmp_path_factory):
     "The app as friends use it: feedback off."
     d = tmp_path_factory.mktemp('voila')
     url, proc = voila_app(d)
-    yield url, d/'home'
+    yield url, d/'home', proc
     stop_server(proc)
 
 @pytest.fixture(scope='module')
@@ -123,6 +123,38 @@ def test_upload_predict_error_predict(voila, files, page):
     assert page.locator('.bearlab-preview').evaluate('e => e.getBoundingClientRect().width') == 96
     assert page.locator('.bearlab-pick').evaluate('e => e.scrollWidth <= e.clientWidth')
 
+def test_built_in_model_kernel_loads_no_torch(voila, files, page, capsys):
+    "Without `--model` the app serves the built-in model's bundle from bearlab's cache: a visitor's kernel has no torch."
+    import psutil
+    open_app(page, voila[0])
+    upload(page, files/'chelsea.jpg')
+    assert 'Egyptian cat' in page.locator('.bearlab-prediction').inner_text()
+    assert list((voila[1]/'.cache'/'bearlab'/'bundles').glob('imagenet-bears-lite0-*/model.onnx'))
+    kernels = [k for k in psutil.Process(voila[2].pid).children(recursive=True) if 'ipykernel' in ' '.join(k.cmdline())]
+    assert kernels
+    for k in kernels:
+        assert 'libtorch' not in Path(f'/proc/{k.pid}/maps').read_text()
+        with capsys.disabled(): print(f"\nbuilt-in model's kernel: {k.memory_info().rss/2**20:.0f} MB")
+        assert k.memory_info().rss < 400*2**20
+
+def test_idle_kernels_are_culled(files, browser, tmp_path):
+    "A visitor who closes the page leaves a kernel behind: `--cull-idle` shuts it down, so memory follows the visitors."
+    import psutil
+    url, proc = voila_app(tmp_path, '--cull-idle', '4')
+    def kernels(): return [k for k in psutil.Process(proc.pid).children(recursive=True) if 'ipykernel' in ' '.join(k.cmdline())]
+    try:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        open_app(page, url)
+        upload(page, files/'chelsea.jpg')
+        assert 'Egyptian cat' in page.locator('.bearlab-prediction').inner_text()
+        assert kernels()
+        ctx.close()
+        deadline = time.monotonic() + 90
+        while kernels() and time.monotonic() < deadline: time.sleep(1)
+        assert not kernels(), 'a kernel is still running 90 s after its page closed'
+    finally: stop_server(proc)
+
 KEPT = {'.jpg', '.jpeg', '.png', '.heic', '.heif', '.webp', '.avif', '.gif', '.bmp', '.tif', '.tiff', '.jsonl'}
 
 def new_files(folder:Path, since:float)->list:
@@ -131,7 +163,7 @@ def new_files(folder:Path, since:float)->list:
 
 def test_phone_photos_one_session(voila, photos, page, capsys, tmp_path):
     "A normal photo, a 15 MB JPEG, an iPhone HEIC, a 60 MB JPEG, then a grizzly: each answered or refused in words."
-    url, home = voila
+    url, home, _ = voila
     start = time.time()
     sent = watch_sent(page)
     open_app(page, url)

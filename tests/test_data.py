@@ -9,6 +9,7 @@ from conftest import free_port
 from bearlab.images import open_image
 from bearlab.files import *
 from bearlab.search import *
+from bearlab.practice import *
 from bearlab.download import *
 from bearlab.data import *
 from fastcore.foundation import L

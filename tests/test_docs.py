@@ -73,7 +73,7 @@ def test_api_pages(url, page):
         assert page.goto(url + h).ok
         _check_page(page, h)
         if page.locator('.cell-output-markdown h3').count():  # show_doc headings, with their signature below
-            assert page.locator('.cell-output-markdown .highlight').count() >= 1, f'{h}: show_doc without a signature'
+            assert page.locator(".cell-output-markdown .sourceCode").count() >= 1, f'{h}: show_doc without a signature'
         for target in page.locator('#TOC a').evaluate_all('els => els.map(e => e.getAttribute("href"))'):
             assert page.locator(f'[id="{target[1:]}"]').count() == 1, f'{h}: TOC link {target} leads nowhere'
 

@@ -239,3 +239,36 @@ def test_bear_pipeline_export_agrees_with_learner(tmp_path):
         assert max(abs(p.probs[v] - float(pr)) for v, pr in zip(learn.dls.vocab, probs)) < 0.002
         assert max(abs(p.probs[v] - q) for v, q in by_torch.predict(f).probs.items()) < 1e-4
         assert bundle.predict(f) == p
+
+# --- resizing in bands on parallel threads gives exactly the pixels of one whole resize ---
+def _pixels(pre, x): return np.rint((x.transpose(1, 2, 0)*pre.std + pre.mean)*255).astype(np.uint8)
+
+@pytest.mark.parametrize('pre', [Preprocess(224, 'squish', 224/256, (0.5,)*3, (0.5,)*3), Preprocess(224), Preprocess(224, 'pad'),
+                                 Preprocess((160, 224), 'squish', 0.9), Preprocess((192, 256), 'squish'), Preprocess(299)])
+def test_bands_give_the_pixels_of_one_resize(pre):
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        w, h = map(int, rng.integers(48, 1100, 2))
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        whole = np.asarray(pre.resize(img))
+        for n in (2, 3, 4): assert np.array_equal(_pixels(pre, pre.array(img, bands=n)), whole), (w, h, n)
+
+def test_bands_on_any_box():
+    "Straight from `_bands`: random photo sizes, output sizes and boxes; where it splits, the bands are exact."
+    from bearlab.inference import _bands
+    rng, split = np.random.default_rng(1), 0
+    for _ in range(150):
+        W, H = map(int, rng.integers(40, 1000, 2))
+        w, h = map(int, rng.choice([64, 128, 160, 224, 256, 299], 2))
+        l, t = float(np.float32(rng.uniform(0, W/4))), float(np.float32(rng.uniform(0, H/4)))
+        box = (0, 0, W, H) if rng.random() < .5 else (l, t, W - l, H - t)
+        img = Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+        whole = np.asarray(img.resize((w, h), Image.BILINEAR, box=box))
+        for n in (2, 3):
+            bands = _bands((W, H), (w, h), box, n)
+            if bands is None: continue
+            split += 1
+            parts = [np.asarray(img.crop((0, y0, W, y1)).resize((w, rows.stop - rows.start), Image.BILINEAR, box=b))
+                     for rows, (y0, y1), b in bands]
+            assert np.array_equal(np.concatenate(parts), whole), (W, H, w, h, box, n)
+    assert split > 50

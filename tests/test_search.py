@@ -8,6 +8,7 @@ import pytest
 from fastcore.foundation import L
 from conftest import free_port
 from bearlab.search import *
+from bearlab.practice import *
 from bearlab.download import *
 
 APIS = {'openverse': Openverse, 'wikimedia': WikimediaCommons, 'inaturalist': INaturalist}

@@ -4,7 +4,7 @@
 
 # %% docs.ipynb #8706a96e
 from __future__ import annotations
-import ast, base64, html, inspect, json, os, re, shutil, sys, warnings
+import ast, base64, html, inspect, json, os, re, shutil, subprocess, sys, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import yaml
@@ -16,14 +16,15 @@ from itertools import groupby
 from nbdev.process import Processor
 from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs
 from nbdev.quarto import refresh_quarto_yml
+from nbconvert.filters import ansi2html, strip_ansi # nbconvert's, as Jupyter's own exporters use them
 
 # %% auto #0
-__all__ = ['show_docs_in_order', 'exec_docs', 'split_title_cell', 'process_nb', 'frontmatter', 'cell_options', 'quarto_divs',
-           'parse_attrs', 'quarto_inline', 'quarto_md', 'outputs', 'output_md', 'visible', 'doc_url', 'html_name',
-           'nb_links', 'nb2md', 'build_readme', 'sidebar', 'refresh_docs_config', 'slug', 'code_html', 'markdown_html',
-           'Page', 'output_html', 'nb2html', 'title_html', 'sidebar_html', 'toc_html', 'page_html', 'local_links',
-           'copy_assets', 'page_names', 'write_page', 'build_site', 'site_css', 'public_api', 'site_anchors',
-           'doc_problems', 'quarto_leftovers', 'search_entries', 'search_js', 'broken_links', 'unlink_missing']
+__all__ = ['show_docs_in_order', 'exec_docs', 'split_title_cell', 'process_nb', 'frontmatter', 'cell_options', 'pandoc',
+           'quarto_md', 'outputs', 'output_md', 'visible', 'doc_url', 'html_name', 'nb_links', 'nb2md', 'build_readme',
+           'sidebar', 'refresh_docs_config', 'output_qmd', 'nb2qmd', 'anchored', 'nb2html', 'title_html',
+           'sidebar_html', 'toc_html', 'page_html', 'local_links', 'copy_assets', 'page_names', 'write_page',
+           'build_site', 'site_css', 'public_api', 'site_anchors', 'doc_problems', 'quarto_leftovers', 'search_entries',
+           'search_js', 'broken_links', 'unlink_missing']
 
 # %% docs.ipynb #e1ef1140
 class show_docs_in_order(Processor):
@@ -156,6 +157,7 @@ def frontmatter(
     m = _re_fm.match(c.source.strip())
     return (yaml.safe_load(m[1]) or {}) if m else {}
 
+# %% docs.ipynb #adbb6c53
 _re_opt = re.compile(r'^\s*#\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
 
 def cell_options(
@@ -169,124 +171,90 @@ def cell_options(
         lines.pop(0)
     return opts, '\n'.join(lines).strip('\n')
 
-# %% docs.ipynb #3542c8ee
-_re_fence = re.compile(r'^\s*:{3,}\s*(.*?)\s*$')
+# %% docs.ipynb #1283fad5
+_md_in = 'markdown-smart-yaml_metadata_block'
+_lua = r"""
+function Div(d)
+  local kind
+  for _, c in ipairs(d.classes) do kind = kind or c:match('^callout%-(%w+)$') end
+  local html = FORMAT:match('html')
+  if not kind then
+    if not html then return d.content end
+    if d.content[1] and d.content[1].t == 'Header' then d.content:insert(1, pandoc.RawBlock('html', '')) end
+    return d
+  end
+  local title = d.attributes.title or (kind:sub(1, 1):upper() .. kind:sub(2))
+  if html then
+    local head = pandoc.Div({pandoc.Plain({pandoc.Str(title)})}, pandoc.Attr('', {'callout-title'}))
+    local body = pandoc.Div(d.content, pandoc.Attr('', {'callout-body'}))
+    return pandoc.Div({head, body}, pandoc.Attr('', {'callout', 'callout-' .. kind}))
+  end
+  local quote = pandoc.List({pandoc.Para({pandoc.Strong({pandoc.Str(title)})})})
+  quote:extend(d.content)
+  return pandoc.BlockQuote(quote)
+end
+function Span(s) if not FORMAT:match('html') then return s.content end end
+"""
 
-def quarto_divs(
-    md:str, # markdown that may contain Quarto's `:::` fenced divs
-)->list: # strings and `(attributes, children)` pairs
-    "Parse Quarto's `:::` fenced divs in `md` into a tree."
-    root, stack, buf, in_code = [], [], [], False
-    cur = lambda: stack[-1][1] if stack else root
-    def flush():
-        if buf: cur().append('\n'.join(buf)); buf.clear()
-    for line in md.splitlines():
-        if line.lstrip().startswith(('```', '~~~')): in_code = not in_code
-        m = None if in_code else _re_fence.match(line)
-        if not m: buf.append(line); continue
-        flush()
-        if m[1]:
-            div = (m[1], [])
-            cur().append(div)
-            stack.append(div)
-        elif stack: stack.pop()
-    flush()
-    return root
+# %% docs.ipynb #5d63fc56
+def pandoc(
+    md:str, # Quarto-flavoured markdown
+    to:str='html', # pandoc's output format: 'html' for the site, 'gfm' for the README
+    template:str|None=None, # a pandoc template's text, for a standalone document
+    meta:dict|None=None, # metadata for the template (title, description), as markdown
+)->str: # what pandoc writes
+    "`md` converted by Debian's pandoc in one process, callouts drawn by `_lua`, maths as MathML."
+    if not shutil.which('pandoc'):
+        raise BearlabError("The docs need pandoc: `make docs` installs Debian's (or `apt-get install pandoc`).")
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d/'quarto.lua').write_text(_lua)
+        (d/'meta.json').write_text(json.dumps(meta or {}))
+        args = ['--standalone', f'--template={d/"page.tpl"}'] if template else []
+        if template: (d/'page.tpl').write_text(template)
+        cmd = ['pandoc', f'--from={_md_in}', f'--to={to}', '--wrap=none', '--mathml', f'--lua-filter={d/"quarto.lua"}',
+               f'--metadata-file={d/"meta.json"}', *args]
+        res = subprocess.run(cmd, input=md, capture_output=True, text=True)
+    if res.returncode: raise BearlabError(f'pandoc could not convert the markdown: {res.stderr.strip()}')
+    return res.stdout
 
-def parse_attrs(
-    s:str, # `{#id .class key="value"}`, or a bare class name
-)->dict: # id, classes (a list) and the other attributes
-    "Pandoc/Quarto attributes as a dict."
-    s = s.strip()
-    if not s.startswith('{'): return {'id': None, 'classes': s.split(), 'kv': {}}
-    s = s.strip('{}')
-    kv = {k: v1 if v1 or not v2 else v2 for k,v1,v2 in re.findall(r'([\w-]+)=(?:"([^"]*)"|(\S+))', s)}
-    rest = re.sub(r'([\w-]+)=(?:"([^"]*)"|(\S+))', '', s)
-    ids = re.findall(r'(?:^|\s)#([\w:.-]+)', rest)
-    return {'id': ids[0] if ids else None, 'classes': re.findall(r'(?:^|\s)\.([\w-]+)', rest), 'kv': kv}
-
-# %% docs.ipynb #dd0f20d2
-def _html_attrs(a:dict)->str:
-    res = ([f'id="{a["id"]}"'] if a['id'] else []) + ([f'class="{" ".join(a["classes"])}"'] if a['classes'] else [])
-    return ' '.join(res + [f'{k}="{html.escape(v)}"' for k,v in a['kv'].items()])
-
-def _link(m):
-    a = _html_attrs(parse_attrs(m[4]))
-    if m[1]: return f'<img src="{m[3]}" alt="{html.escape(m[2])}" {a}>'
-    return f'<a href="{m[3]}" {a}>{m[2]}</a>'
-
-_re_attr_link = re.compile(r'(!?)\[([^\]]*)\]\(([^)\s]*)\)(\{[^}]*\})')
-_re_span = re.compile(r'(?<![\]!])\[([^\]]+)\]\{[^}]*\}')
-_re_head_attr = re.compile(r'^(#{1,6}\s.*?)\s*\{[^}]*\}\s*$')
+# %% docs.ipynb #b13a195a
+_re_quarto = re.compile(r'^\s*:::|\]\([^)]*\)\{|\]\{|^#.*\{[^}]*\}\s*$', re.M)
 _re_shortcode = re.compile(r'\{\{<.*?>\}\}')
-_re_code_span = re.compile(r'(`+)(.+?)\1')
-
-def _inline_line(line:str)->str:
-    parts = _re_code_span.split(line)
-    # `split` with two groups gives: text, ticks, code, text, ...; only text parts are rewritten
-    for i in range(0, len(parts), 3):
-        t = _re_attr_link.sub(_link, parts[i])
-        t = _re_span.sub(r'\1', t)
-        parts[i] = _re_shortcode.sub('', t)
-    out = ''.join(p if i%3!=1 else p+parts[i+1]+p for i,p in enumerate(parts) if i%3!=2)
-    return _re_head_attr.sub(r'\1', out)
-
-def quarto_inline(
-    md:str, # markdown with Quarto's inline attributes
-)->str:
-    "`md` with links/images with attributes as HTML, span and heading attributes and shortcodes removed."
-    lines, in_code = md.splitlines(), False
-    for i,l in enumerate(lines):
-        if l.lstrip().startswith(('```', '~~~')): in_code = not in_code
-        elif not in_code: lines[i] = _inline_line(l)
-    return '\n'.join(lines)
-
-# %% docs.ipynb #39b1cf86
-def _callout_md(a:dict, kids:list, render)->str:
-    kind = next((c[len('callout-'):] for c in a['classes'] if c.startswith('callout-')), None)
-    body = render(kids)
-    if kind is None: return body
-    title = a['kv'].get('title') or kind.capitalize()
-    return '\n'.join(['> **' + title + '**', '>'] + ['> ' + l if l else '>' for l in body.splitlines()])
 
 def quarto_md(
     md:str, # Quarto markdown
 )->str: # GitHub-flavoured markdown
-    "`md` without Quarto syntax: divs unwrapped (callouts as quotes), attributes as HTML or dropped."
-    def render(items): return '\n'.join(_callout_md(parse_attrs(o[0]), o[1], render) if isinstance(o, tuple) else o for o in items)
-    return quarto_inline(render(quarto_divs(md)))
+    "`md` without Quarto's syntax: pandoc rewrites markdown that has some, the rest is kept."
+    md = _re_shortcode.sub('', md)
+    return pandoc(md, 'gfm+tex_math_dollars').strip('\n') if _re_quarto.search(md) else md
 
-# %% docs.ipynb #96e9c637
-from nbconvert.filters import strip_ansi # nbconvert's, as Jupyter's own exporters use it
+# %% docs.ipynb #1f1ee748
 def _text(x)->str: return ''.join(x) if isinstance(x, list) else (x or '')
+
+# %% docs.ipynb #fe62599d
 def _indent(s:str)->str: return '\n'.join('    '+l if l.strip() else '' for l in s.rstrip('\n').splitlines())
+
+# %% docs.ipynb #ca47468f
 _re_warning = re.compile(r'^\S.*:\d+: \w*Warning: .*\n?(?:[ \t]+.*\n?)*', re.M)
 
-def _cr_line(line:str)->str:
-    "A line as a terminal shows it: text after a carriage return overwrites the start of the line, as in Jupyter."
-    buf = ''
-    for seg in line.split('\r'): buf = seg + buf[len(seg):]
-    return buf.rstrip()
-
 def _stream_text(out:dict)->str:
-    "A stream's text as Jupyter shows it, without ANSI colours; on stderr without Python's warnings (noise to a reader, with the paths of the machine that ran it)."
-    t = strip_ansi(_text(out.get('text'))).replace('\r\n', '\n')
+    "A stream's text, ANSI colours kept; on stderr without Python's warnings (noise, with local paths)."
+    t = _text(out.get('text')).replace('\r\n', '\n').replace('\r', '')
     if out.get('name') == 'stderr': t = _re_warning.sub('', t)
-    return '\n'.join(_cr_line(l) for l in t.split('\n')).strip('\n')
+    return t.strip('\n')
 
-# %% docs.ipynb #55938fab
+# %% docs.ipynb #f3125abe
 def outputs(
     cell, # a code cell
-)->list: # its outputs, consecutive stream outputs of the same stream joined, as Jupyter shows them
-    "A cell's outputs, with a progress bar's many stream outputs joined so carriage returns work across them."
-    res = []
-    for o in cell.get('outputs', []):
-        if o.get('output_type') == 'stream' and res and res[-1].get('output_type') == 'stream' and res[-1].get('name') == o.get('name'):
-            res[-1] = {**res[-1], 'text': _text(res[-1]['text']) + _text(o.get('text'))}
-        else: res.append(o)
-    return res
+)->list: # its outputs, consecutive outputs of one stream joined, as Jupyter shows them
+    "A cell's outputs, streams joined and carriage returns applied by nbconvert's `CoalesceStreamsPreprocessor`."
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+    from nbformat import from_dict
+    outs = [{**o, 'text': _text(o['text'])} if 'text' in o else o for o in cell.get('outputs', [])]
+    return CoalesceStreamsPreprocessor().preprocess_cell(from_dict({'outputs': outs}), {}, 0)[0].outputs
 
-# %% docs.ipynb #04c5e336
+# %% docs.ipynb #bd8732ba
 _img_ext = {'image/png': 'png', 'image/jpeg': 'jpg', 'image/svg+xml': 'svg', 'image/gif': 'gif'}
 
 def output_md(
@@ -295,7 +263,7 @@ def output_md(
 )->str: # markdown, or '' for what a README cannot show
     "One cell output as GitHub-flavoured markdown."
     kind = out.get('output_type')
-    if kind == 'stream': return _indent(_stream_text(out)) if _stream_text(out).strip() else ''
+    if kind == 'stream': return _indent(strip_ansi(_stream_text(out)))
     if kind == 'error': return _indent(f"{out.get('ename')}: {strip_ansi(out.get('evalue', ''))}")
     data = out.get('data', {})
     if 'application/vnd.jupyter.widget-view+json' in data: return ''
@@ -317,6 +285,7 @@ def visible(
     if opts.get('include', True) is False: return False, False
     return opts.get('echo', True) is not False, opts.get('output', True) is not False and opts.get('eval', True) is not False
 
+# %% docs.ipynb #6a82bef1
 def _fold(code:str, opts:dict, open_:bool)->str:
     if 'code-fold' not in opts: return code
     summary = html.escape(str(opts.get('code-summary', 'Code')))
@@ -330,6 +299,7 @@ def doc_url(
     cfg = cfg or get_config()
     return (cfg.get('doc_host', '') + cfg.get('doc_baseurl', '')).rstrip('/') + '/'
 
+# %% docs.ipynb #a02d391d
 def html_name(
     nb_path:str|Path, # a notebook's path, relative to the notebooks folder
 )->str:
@@ -337,6 +307,7 @@ def html_name(
     p = Path(nb_path)
     return p.with_name(re.sub(r'^\d+[a-zA-Z0-9]*_', '', p.name.lower())).with_suffix('.html').as_posix() # nbdev's rule
 
+# %% docs.ipynb #b2830fba
 _re_nb_link = re.compile(r'(\]\(|href=")(?![a-z]+:|#|/)([^)"#\s]+)\.ipynb')
 
 def nb_links(
@@ -378,6 +349,7 @@ def _root(p:str|Path)->Path:
     p = Path(p)
     return p if p.is_absolute() else get_config().config_path/p
 
+# %% docs.ipynb #13e9deae
 def build_readme(
     nbs:str|Path='nbs', # the notebooks folder (relative paths are from the project root)
     dest:str|Path='README.md', # the README to write
@@ -403,6 +375,7 @@ def build_readme(
 def _nb_files(folder:Path)->list:
     return sorted(p for p in folder.glob('*.ipynb') if not p.name.startswith(('_', '.')))
 
+# %% docs.ipynb #d6dcef65
 def sidebar(
     nbs:str|Path='nbs', # the notebooks folder
 )->dict: # Quarto's `website: sidebar: contents:` structure
@@ -418,6 +391,7 @@ def sidebar(
     if api := [n for n in top if re.match(r'\d', n)]: contents.append({'section': 'API', 'contents': api})
     return {'website': {'sidebar': {'contents': contents}}}
 
+# %% docs.ipynb #6d008d61
 def refresh_docs_config(
     nbs:str|Path='nbs', # the notebooks folder
 ):
@@ -429,126 +403,103 @@ def refresh_docs_config(
     f = nbs/'sidebar.yml'
     if not f.exists() or f.read_text() != yml: f.write_text(yml)
 
-# %% docs.ipynb #908db754
-def slug(
-    text:str, # a heading's text
+# %% docs.ipynb #2f25b020
+def _fenced(
+    text:str, # code, or HTML
+    info:str, # what follows the opening fence: a language, or `{=html}` for raw HTML
 )->str:
-    "The identifier pandoc (and so Quarto) gives a heading."
-    s = re.sub(r'[^\w\s.-]', '', text.lower(), flags=re.UNICODE)
-    s = re.sub(r'^[^a-z]+', '', re.sub(r'\s+', '-', s.strip()))
-    return s or 'section'
+    "`text` in a fence longer than any run of backticks in it, so nothing inside closes it."
+    fence = '`' * max([3] + [len(m) + 1 for m in re.findall('`+', text)])
+    return f'{fence}{info}\n{text}\n{fence}'
 
-# %% docs.ipynb #a1f9a52f
-_re_h = re.compile(r'<h([1-6])(?: id="[^"]*")?>(.*?)(?:<a class="anchor-link"[^>]*>.*?</a>)?</h\1>', re.DOTALL)
 
-def _math(tex:str, display:bool)->str:
-    from latex2mathml.converter import convert
-    try: return convert(tex.strip(), display='block' if display else 'inline')
-    except Exception: return f'<span class="math">{html.escape(tex)}</span>'
-
-def code_html(
-    code:str, # source code
-    lang:str='python', # its language, as a pygments lexer name
+# %% docs.ipynb #922be72f
+def _raw_html(
+    h:str, # HTML
+    cls:str, # the classes of the `<div>` around it
 )->str:
-    "`code`, highlighted by pygments."
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import get_lexer_by_name, TextLexer
-    try: lexer = get_lexer_by_name(lang or 'text')
-    except Exception: lexer = TextLexer()
-    return f'<div class="sourceCode">{highlight(code, lexer, HtmlFormatter(cssclass="highlight"))}</div>'
+    "`h` in a `<div>`, as a raw block of markdown, which pandoc passes through untouched."
+    return _fenced(f'<div class="{cls}">{h}</div>', '{=html}')
 
-_markdown = None
-def markdown_html(
-    md:str, # CommonMark, with tables, `$` maths and raw HTML
-)->str:
-    "`md` as HTML: code highlighted by pygments, TeX maths as MathML, which browsers draw without MathJax or the network."
-    global _markdown
-    if _markdown is None:
-        import mistune
-        class _Renderer(mistune.HTMLRenderer):
-            def block_code(self, code, info=None): return code_html(code, (info or '').split(' ')[0])
-        _markdown = mistune.create_markdown(renderer=_Renderer(escape=False), plugins=['table', 'strikethrough', 'math', 'footnotes'])
-        _markdown.renderer.register('block_math', lambda r, t: _math(t, True))
-        _markdown.renderer.register('inline_math', lambda r, t: _math(t, False))
-    return _markdown(md)
+# %% docs.ipynb #1f5b2400
+def _pre(text:str)->str: return f'<pre><code>{ansi2html(text)}</code></pre>'
 
-# %% docs.ipynb #e592f87f
-class Page:
-    "What one rendered page collects: its headings, for the table of contents, with unique ids."
-    def __init__(self): self.toc, self.ids = [], {'quarto-sidebar', 'quarto-document-content', 'title-block-header', 'TOC'}
-
-    def _heading(self, m)->str:
-        level, inner = int(m[1]), m[2]
-        text = html.unescape(re.sub(r'<[^>]+>', '', inner)).strip()
-        hid, n = slug(text), 1
-        while hid in self.ids: hid, n = f'{slug(text)}-{n}', n+1
-        self.ids.add(hid)
-        if level in (2, 3): self.toc.append((level, hid, text))
-        return f'<h{level} id="{hid}" class="anchored">{inner}<a class="anchor-link" href="#{hid}" aria-label="Link to this section">#</a></h{level}>'
-
-    def md(self,
-           md:str, # Quarto markdown
-          )->str:
-        "Quarto markdown `md` as HTML."
-        def render(items): return ''.join(self._div(o, render) if isinstance(o, tuple) else markdown_html(quarto_inline(o)) for o in items)
-        return _re_h.sub(self._heading, render(quarto_divs(md)))
-
-    def _div(self, o, render)->str:
-        a = parse_attrs(o[0])
-        kind = next((c[len('callout-'):] for c in a['classes'] if c.startswith('callout-')), None)
-        if kind is None: return f'<div {_html_attrs(a)}>{render(o[1])}</div>'
-        title = html.escape(a['kv'].get('title') or kind.capitalize())
-        return f'<div class="callout callout-{kind}"><div class="callout-title">{title}</div><div class="callout-body">{render(o[1])}</div></div>'
-
-# %% docs.ipynb #dbd4bf5b
-_re_fa_link = re.compile(r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/[^"]*">')
-def _pre(s, cls): return f'<div class="{cls}"><pre><code>{html.escape(strip_ansi(s).rstrip())}</code></pre></div>'
-
-def _img_html(data, meta, mime)->str:
+# %% docs.ipynb #2185e4d6
+def _img_html(data:dict, meta:dict, mime:str)->str:
+    "An image output as an `<img>` with its picture in the page, at the size the notebook gave it."
     m = meta.get(mime, {}) if isinstance(meta, dict) else {}
     size = ''.join(f' {k}="{m[k]}"' for k in ('width', 'height') if k in m)
     return f'<img src="data:{mime};base64,{_text(data[mime]).strip()}"{size} alt="">'
 
-def output_html(
+# %% docs.ipynb #00e06136
+_re_fa_link = re.compile(r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/[^"]*">')
+_re_head = re.compile(r'^#+ [^`\n]*$', re.M)
+_widget = '<p>An interactive widget is here in the notebook: open it in Jupyter to use it.</p>'
+
+def output_qmd(
     out:dict, # a notebook output
-    page:Page, # the page it goes in (for headings in markdown outputs)
-)->str:
-    "One cell output as HTML."
-    kind = out.get('output_type')
+)->str: # markdown for pandoc, '' for nothing to show
+    "One cell output as markdown for pandoc: its markdown in a div, anything else as raw HTML."
+    kind, data = out.get('output_type'), out.get('data', {})
+    shown = lambda h, c='': _raw_html(h, 'cell-output cell-output-display' + c)
     if kind == 'stream':
         t = _stream_text(out)
-        return _pre(t, f"cell-output cell-output-{'stderr' if out.get('name') == 'stderr' else 'stdout'}") if t.strip() else ''
-    if kind == 'error': return _pre(f"{out.get('ename')}: {out.get('evalue', '')}", 'cell-output cell-output-error')
-    data, meta = out.get('data', {}), out.get('metadata', {})
-    wrap = lambda s, c='': f'<div class="cell-output cell-output-display{c}">{s}</div>'
+        return _raw_html(_pre(t), f"cell-output cell-output-{out.get('name', 'stdout')}") if t.strip() else ''
+    if kind == 'error':
+        return _raw_html(_pre(f"{out.get('ename')}: {out.get('evalue', '')}"), 'cell-output cell-output-error')
     if 'application/vnd.jupyter.widget-view+json' in data and 'text/html' not in data:
-        return wrap('<p>An interactive widget is here in the notebook: open it in Jupyter to use it.</p>', ' widget-placeholder')
-    if 'text/markdown' in data: return wrap(page.md(_text(data['text/markdown'])), ' cell-output-markdown')
-    if 'text/html' in data: return wrap(_re_fa_link.sub('', _text(data['text/html'])))
-    if 'image/svg+xml' in data: return wrap(_text(data['image/svg+xml']))
-    for mime in ('image/png', 'image/jpeg', 'image/gif'):
-        if mime in data: return wrap(_img_html(data, meta, mime))
-    if 'application/javascript' in data: return wrap(f"<script>{_text(data['application/javascript'])}</script>")
-    for mime in ('text/latex', 'text/plain'):
-        if mime in data: return _pre(_text(data[mime]), 'cell-output cell-output-display')
-    return ''
+        return shown(_widget, ' widget-placeholder')
+    if 'text/markdown' in data:
+        md = _re_shortcode.sub('', _text(data['text/markdown']))
+        md = _re_head.sub(lambda m: m[0].replace('_', r'\_'), md)  # `Fetcher.__call__`: a name, not bold
+        return f'::: {{.cell-output .cell-output-display .cell-output-markdown}}\n{md}\n:::'
+    if 'text/html' in data: return shown(_re_fa_link.sub('', _text(data['text/html'])))
+    if 'image/svg+xml' in data: return shown(_text(data['image/svg+xml']))
+    if img := next((m for m in ('image/png', 'image/jpeg', 'image/gif') if m in data), None):
+        return shown(_img_html(data, out.get('metadata', {}), img))
+    if js := _text(data.get('application/javascript')): return shown(f'<script>{js}</script>')
+    text = _text(data.get('text/latex') or data.get('text/plain'))
+    return shown(f'<pre><code>{html.escape(text)}</code></pre>') if text else ""
 
-# %% docs.ipynb #82cf2e0d
-def nb2html(
+# %% docs.ipynb #5a7f94dc
+def nb2qmd(
     nb, # a notebook processed by `process_nb`
-)->tuple: # (the page's HTML body, its table of contents)
-    "A processed notebook's cells as HTML."
-    page, parts = Page(), []
+)->str: # pandoc markdown
+    "A processed notebook's cells as the one markdown document Quarto would give pandoc."
+    parts = []
     for cell in nb.cells:
-        if cell.cell_type == 'markdown': parts.append(page.md(cell.source))
+        if cell.cell_type == 'markdown': parts.append(_re_shortcode.sub('', cell.source))
         if cell.cell_type != 'code': continue
         opts, code = cell_options(cell.source)
         show_code, show_out = visible(opts)
-        inner = [_fold(code_html(code), opts, True)] if show_code and code else []
-        if show_out: inner += [output_html(o, page) for o in outputs(cell)]
-        if any(inner): parts.append(f'<div class="cell">{"".join(inner)}</div>')
-    return '\n'.join(parts), page.toc
+        inner = [_fold(_fenced(code, 'python'), opts, True)] if show_code and code else []
+        if show_out: inner += [output_qmd(o) for o in outputs(cell)]
+        if any(inner): parts.append('::: {.cell}\n' + '\n\n'.join(s for s in inner if s) + '\n:::')
+    return '\n\n'.join(parts)
+
+# %% docs.ipynb #38ce6b70
+_re_h = re.compile(r'<h([1-6])([^>]*) id="([^"]+)"([^>]*)>(.*?)</h\1>', re.DOTALL)
+
+def anchored(
+    page:str, # HTML from pandoc
+)->tuple: # (the HTML, `(level, id, text)` for each heading of level 2 or 3)
+    "Headings in `page` with a link to themselves, and the page's table of contents."
+    text = lambda h: html.unescape(re.sub(r'<[^>]+>', '', h)).strip()
+    toc = [(int(m[1]), m[3], text(m[5])) for m in _re_h.finditer(page)]
+    link = r'<h\1\2 id="\3"\4>\5<a class="anchor-link" href="#\3" aria-label="Link to this section">#</a></h\1>'
+    return _re_h.sub(link, page), [t for t in toc if t[0] in (2, 3)]
+
+# %% docs.ipynb #d74c1885
+_body = ('<header id="title-block-header"><h1 class="title">$title$</h1>'
+         '$if(description)$<div class="description"><p>$description$</p></div>$endif$</header>\n$body$')
+
+def nb2html(
+    nb, # a notebook processed by `process_nb`
+)->tuple: # (the page's HTML body, its table of contents)
+    "A processed notebook as HTML, in one pandoc run: its title and description, then its cells."
+    fm = frontmatter(nb)
+    meta = {k: str(fm[k]) for k in ('title', 'description') if fm.get(k)}
+    return anchored(pandoc(nb2qmd(nb), template=_body, meta=meta))
 
 # %% docs.ipynb #5b9fd954
 def title_html(
@@ -557,6 +508,7 @@ def title_html(
     "A one-line markdown title as HTML: escaped, with its `code`."
     return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(title))
 
+# %% docs.ipynb #4d114c1c
 def sidebar_html(
     contents:list, # `sidebar()['website']['sidebar']['contents']`
     pages:dict, # notebook path (relative to nbs) → (its page, its title), for the notebooks that have a page
@@ -575,6 +527,7 @@ def sidebar_html(
         return f'<li class="sidebar-section"><span class="sidebar-section-title">{html.escape(o.get("section", ""))}</span><ul>{kids}</ul></li>'
     return '<ul class="sidebar-menu">' + ''.join(item(o) for o in contents) + '</ul>'
 
+# %% docs.ipynb #7123b501
 def toc_html(
     toc:list, # `(level, id, text)` for each heading, from `nb2html`
 )->str:
@@ -600,7 +553,6 @@ _page = """<!DOCTYPE html>
 <div class="page-layout">
 <nav id="quarto-sidebar" class="sidebar" aria-label="Site">{sidebar}</nav>
 <main id="quarto-document-content" class="content">
-<header id="title-block-header"><h1 class="title">{title_html}</h1>{desc_html}</header>
 {body}
 </main>
 {toc}
@@ -610,7 +562,7 @@ _page = """<!DOCTYPE html>
 """
 
 def page_html(
-    body:str, # the page's content, from `nb2html`
+    body:str, # the page's title block and content, from `nb2html`
     fm:dict, # the notebook's frontmatter (title, description)
     sidebar:str, # from `sidebar_html`
     toc:str, # from `toc_html`
@@ -620,9 +572,9 @@ def page_html(
     "A whole HTML page of the site."
     cfg = cfg or get_config()
     title, desc = str(fm.get('title', '')), str(fm.get('description', '') or '')
-    return _page.format(title=html.escape(title.replace('`', '')), title_html=title_html(title), description=html.escape(desc), site=html.escape(cfg.get('title', cfg.get('lib_name', ''))),
-                        root=root, git_url=cfg.get('git_url', ''), sidebar=sidebar, body=body, toc=toc,
-                        desc_html=f'<div class="description">{markdown_html(desc)}</div>' if desc else '')
+    site = html.escape(cfg.get('title', cfg.get('lib_name', '')))
+    return _page.format(title=html.escape(title.replace('`', '')), description=html.escape(desc), site=site, root=root,
+                        git_url=cfg.get('git_url', ''), sidebar=sidebar, body=body, toc=toc)
 
 # %% docs.ipynb #30931169
 _re_src = re.compile(r'\bsrc="(?![a-z]+:|/|#)([^"]+)"')
@@ -635,6 +587,7 @@ def local_links(
     "`page` with links to the published site made relative, and links to notebooks made links to their pages."
     return nb_links(page.replace(base, root or './'), '')
 
+# %% docs.ipynb #0d9f32a6
 def copy_assets(
     page:str, # a page's HTML
     src_dir:Path, # the folder of the notebook it was made from
@@ -660,9 +613,11 @@ def page_names(
         taken.add(name)
     return res
 
+# %% docs.ipynb #7b9a87ee
 def _nb_paths(contents:list)->list:
     return [p for o in contents for p in ([o] if isinstance(o, str) else _nb_paths(o.get('contents', [])))]
 
+# %% docs.ipynb #66d51b8f
 def _process_safely(path:Path):
     try: read_nb(path)
     except Exception as e:
@@ -675,11 +630,13 @@ def _process_safely(path:Path):
     for err in nb.doc_errors_: print(f'docs: {path.name}: {err}', file=sys.stderr)
     return nb
 
+# %% docs.ipynb #e00b710a
 def _stub(fm:str, md:str):
     "A processed notebook of a frontmatter and one markdown cell."
     from fastcore.basics import AttrDict
     return AttrDict(cells=[AttrDict(cell_type='raw', source=fm), AttrDict(cell_type='markdown', source=md)], doc_errors_=[])
 
+# %% docs.ipynb #7a400b12
 def _home(contents:list, pages:dict, cfg)->dict:
     "A stand-in home page when there is no index notebook: the description and a list of pages."
     items = '\n'.join(f'- [{pages[p][1]}]({pages[p][0]})' for p in _nb_paths(contents) if p in pages)
@@ -762,11 +719,11 @@ a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: un
 .anchor-link { margin-left: .4rem; opacity: 0; font-size: .8em; } h2:hover .anchor-link, h3:hover .anchor-link, h4:hover .anchor-link { opacity: .6; }
 code { font-family: SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .87em; }
 a code, p a code { color: var(--accent) !important; }
-math[display="block"] { margin: .8rem 0; font-size: 1.1em; } .math { font-family: serif; font-style: italic; }
+math[display="block"] { margin: .8rem 0; font-size: 1.1em; }
 p code, li code, td code { background: var(--code-bg); padding: .1em .3em; border-radius: 3px; color: #7d12ba; }
 pre { overflow-x: auto; padding: .7rem .9rem; margin: 0; line-height: 1.45; }
-.highlight, .sourceCode { background: var(--code-bg); border-radius: 4px; }
-.sourceCode pre, .highlight pre { background: transparent; }
+.sourceCode { background: var(--code-bg); border-radius: 4px; }
+.sourceCode pre { background: transparent; } div.sourceCode { margin: 0; }
 .cell { margin: 1rem 0; }
 .cell-output { margin-top: .3rem; overflow-x: auto; }
 .cell-output-display img { max-width: 100%; height: auto; }
@@ -774,6 +731,7 @@ pre { overflow-x: auto; padding: .7rem .9rem; margin: 0; line-height: 1.45; }
 .cell-output-error pre { background: #fdecea; border-left: 2px solid #d9534f; }
 .cell-output-markdown hr { border: 0; border-top: 1px solid var(--border); margin: 1.5rem 0 .5rem; }
 .widget-placeholder p { color: var(--muted); font-style: italic; border: 1px dashed var(--border); padding: .5rem .8rem; border-radius: 4px; }
+figure { margin: 1rem 0; } figcaption { color: var(--muted); font-size: .9rem; }
 details > summary { cursor: pointer; color: var(--muted); font-size: .9rem; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .92rem; }
 table.dataframe { border: none; font-size: .85rem; } .dataframe thead th { border-bottom: 2px solid var(--border); } .dataframe tbody tr:nth-child(odd) { background: #fafbfc; }
@@ -802,10 +760,10 @@ blockquote { margin: 1rem 0; padding: .2rem 1rem; border-left: 4px solid var(--b
 @media (max-width: 760px) { .page-layout { display: block; } .sidebar { position: static; max-height: none; border-bottom: 1px solid var(--border); padding-bottom: 1rem; } }
 """
 
+# %% docs.ipynb #edfbb90a
 def site_css()->str:
-    "The site's stylesheet, with pygments' colours for highlighted code."
-    from pygments.formatters import HtmlFormatter
-    return _css + HtmlFormatter(style='default').get_style_defs('.highlight')
+    "The site's stylesheet, with pandoc's colours for highlighted code (its `pygments` style, as Quarto's)."
+    return _css + pandoc('```python\n1\n```', template='$highlighting-css$')
 
 # %% docs.ipynb #bc8b5130
 def public_api(
@@ -830,12 +788,14 @@ def _own_doc(o)->str:
     d = vars(o).get('__doc__') if inspect.isclass(o) else getattr(o, '__doc__', None)
     return (d or '').strip()
 
+# %% docs.ipynb #fa0688f1
 def _own_params(f)->set|None:
     "The parameters `f`'s own `def` names: not those `@delegates` adds, which are documented where they come from."
     c = getattr(f, '__code__', None)
     if c is None: return None
     return set(c.co_varnames[:c.co_argcount + c.co_kwonlyargcount + bool(c.co_flags & inspect.CO_VARARGS) + bool(c.co_flags & inspect.CO_VARKEYWORDS)])
 
+# %% docs.ipynb #22b3bf4c
 def _param_problems(f, name:str)->list:
     from fastcore.docments import docments
     try: dm = docments(f, full=True, args_kwargs=True)
@@ -844,6 +804,7 @@ def _param_problems(f, name:str)->list:
     return [f'{name}: parameter `{k}` has no docment' for k,v in dm.items()
             if k not in ('self', 'cls', 'return') and not v.get('docment') and (own is None or k in own)]
 
+# %% docs.ipynb #bb9931f7
 def _methods(cls)->dict:
     res = {}
     for k,v in vars(cls).items():
@@ -851,6 +812,7 @@ def _methods(cls)->dict:
         if not k.startswith('_') and inspect.isfunction(f): res[k] = f
     return res
 
+# %% docs.ipynb #aa27a022
 def _obj_problems(o, name:str, methods:bool=True)->list:
     d = _own_doc(o)
     res = [] if d and '\n' not in d else [f'{name}: ' + ('no docstring' if not d else 'its docstring is more than one line')]
@@ -872,6 +834,7 @@ def site_anchors(
     return {f'{p.relative_to(site).as_posix()}#{i}' for p in site.rglob('*.html')
             for i in re.findall(r'<h[1-6] id="([^"]+)"', p.read_text())}
 
+# %% docs.ipynb #f27bb8a8
 def doc_problems(
     lib:str='bearlab', # the package to check
     site:str|Path|None=None, # a built site, to check each name has its place there too
@@ -915,6 +878,7 @@ _re_sec = re.compile(r'<h[23] id="([^"]+)"[^>]*>(.*?)</h[23]>', re.DOTALL)
 
 def _plain(h:str)->str: return re.sub(r'\s+', ' ', html.unescape(re.sub(r'<[^>]+>', ' ', _re_noise.sub(' ', h)))).strip()
 
+# %% docs.ipynb #7f3e0de3
 def search_entries(
     page:str, # a page's HTML
     href:str, # its path in the site
@@ -971,6 +935,7 @@ def search_js(
 # %% docs.ipynb #071c4f92
 def _site_ids(site:Path)->dict: return {p.resolve(): set(re.findall(r'\bid="([^"]+)"', p.read_text())) for p in site.rglob('*.html')}
 
+# %% docs.ipynb #a633c5ee
 def _missing(href:str, page:Path, ids:dict)->bool:
     "Does the relative link `href` on `page` lead nowhere?"
     if re.match(r'[a-z]+:|//', href): return False
@@ -979,6 +944,7 @@ def _missing(href:str, page:Path, ids:dict)->bool:
     if path and not target.exists(): return True
     return bool(frag) and target.suffix == '.html' and frag not in ids.get(target, set())
 
+# %% docs.ipynb #140924ea
 def broken_links(
     site:str|Path, # a site built by `build_site`
 )->list: # 'page: link' for each link to a missing page or heading
