@@ -164,17 +164,23 @@ def _fill(self:Preprocess, src:Image.Image, rows:slice, strip:tuple, box:tuple, 
 
 # %% ../nbs/02_inference.ipynb #17a2b3d4
 @patch
+def _n_bands(self:Preprocess, box:tuple)->int:
+    "How many bands pay for their threads: one per core (at most 4) when `box` has 4× the output's pixels, else one."
+    (l, t, r, b), (h, w) = box, self.size
+    return min(4, rt.threads(), h // 64) if (r - l)*(b - t) >= 4*h*w else 1
+
+# %% ../nbs/02_inference.ipynb #4fffcd85
+@patch
 def array(self:Preprocess,
     img:Image.Image, # an RGB photo
     out:np.ndarray|None=None, # a 3×H×W float32 array to fill, e.g. a batch's `x[i]` (default: a new one)
-    bands:int|None=None, # resize in this many bands on parallel threads (default: one per core, at most 4)
+    bands:int|None=None, # resize in this many bands on parallel threads (default: as many as pay for themselves)
 )->np.ndarray: # 3×H×W float32, normalized
     "The model's input for `img`: a 3×H×W float32 array, resized and normalized."
     src, box = self._source(img)
     x = np.empty((3, *self.size), np.float32) if out is None else out
-    n = min(4, rt.threads(), self.size[0] // 64) if bands is None else bands
     whole = [(slice(0, self.size[0]), (0, src.height), box)]
-    first, *rest = _bands(src.size, self.size[::-1], box, n) or whole
+    first, *rest = _bands(src.size, self.size[::-1], box, bands or self._n_bands(box)) or whole
     todo = [_band_pool().submit(self._fill, src, *band, x) for band in rest]
     self._fill(src, *first, x)
     for f in todo: f.result()

@@ -5,6 +5,7 @@ the same model on an already prepared input. Two cases, as in production: a user
 22-megapixel phone photo, and the built-in model (`Classifier.default()`) on a small photo.
 
     .venv/bin/python bench/latency.py [--repeats 15] [--export path/to/export.pkl]
+    .venv/bin/python bench/latency.py --photos ../shared/data/realbears   # the built-in model on real photos
 
 Without --export it trains nothing: it exports a resnet18 learner (random weights: timing doesn't depend on them)."""
 import argparse, io, statistics, tempfile, time, warnings
@@ -91,7 +92,31 @@ def case(title:str, clf, data:bytes, repeats:int, fa=None):
         print(f"largest probability difference from fastai's predict: {diff:.5f} (target: <= 0.002)")
     assert isinstance(clf.runner, OnnxModel), 'the model did not export to ONNX'
 
-def main(repeats:int=15, export:str|None=None):
+def real_photos(folder:Path, rounds:int=5, most:int=450):
+    "The built-in model on real photos in `folder` (one subfolder per class): each photo's ratio to its own floor."
+    from bearlab.inference import Classifier
+    clf = Classifier.default()
+    files = sorted(p for p in folder.rglob('*') if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))[:most]
+    ratios, times, right = [], [], 0
+    for f in files:
+        data = f.read_bytes()
+        pred = clf.predict(data)
+        right += pred.label == f.parent.name
+        x = clf.array(data)[None]
+        def decode():
+            im = Image.open(io.BytesIO(data)); im.draft('RGB', (clf.pre.draft,)*2); im.load()
+        ts = interleaved(dict(ours=lambda: clf.predict(data), decode=decode, forward=lambda: clf.runner(x)), rounds)
+        ratios.append(statistics.median(o/(d + fw) for o, d, fw in zip(ts['ours'], ts['decode'], ts['forward'])))
+        times.append(statistics.median(ts['ours']))
+    q = statistics.quantiles(ratios, n=10)
+    print(f"\n## the built-in model on {len(files)} real photos in {folder.name}/ ({rounds} rounds each)")
+    print(f"Classifier.predict(bytes): median {statistics.median(times)*1000:.1f} ms a photo")
+    print(f"bearlab / floor, each photo against its own: median {statistics.median(ratios):.3f}, "
+          f"90% of photos under {q[-1]:.3f}   (target: <= 1.15)")
+    print(f"answers that match the photo's folder: {right}/{len(files)}")
+
+def main(repeats:int=15, export:str|None=None, photos:str|None=None):
+    if photos: return real_photos(Path(photos))
     from fastai.vision.all import load_learner
     from bearlab.inference import Classifier
     from bearlab.runtime import threads
@@ -107,5 +132,6 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument('--repeats', type=int, default=15)
     p.add_argument('--export', help="a fastai export.pkl to time (default: a resnet18 export made here)")
+    p.add_argument('--photos', help="instead: time the built-in model on the real photos in this folder (a folder per class)")
     a = p.parse_args()
-    main(a.repeats, a.export)
+    main(a.repeats, a.export, a.photos)
