@@ -280,10 +280,11 @@ def _problems(files:list, max_workers:int=4, progress:bool=False)->list:
         return list(progress_bar(res, total=len(files), leave=False) if progress and len(files) > 20 else res)
 
 # %% ../nbs/03d_download.ipynb #afa9834d
-def _quarantine(files:list, problems:list, root:Path, q:Path)->list:
-    "Move each of `files` with a problem into the quarantine `q`, keeping its place under `root`: rows."
-    return [dict(file=f, moved_to=_move_aside(f, root, q), reason=p, action='quarantined')
-            for f,p in zip(files, problems) if p]
+def _quarantine(files:list, problems:list, root:Path, q:Path, rows:list)->list:
+    "Move each of `files` with a problem into the quarantine `q`, under its place in `root`; a row in `rows` as each goes."
+    for f, p in zip(files, problems):
+        if p: rows.append(dict(file=f, moved_to=_move_aside(f, root, q), reason=p, action='quarantined'))
+    return rows
 
 # %% ../nbs/03d_download.ipynb #e426d75e
 _JOURNAL_COLS = ['file', 'moved_to', 'reason', 'time', 'action', 'sha256']
@@ -309,8 +310,9 @@ def quarantine_images(
     path = Path(path)
     q = Path(ifnone(quarantine, path/QUARANTINE))
     files = image_files(path)
-    rows = _quarantine(files, _problems(files, max_workers, progress), path, q)
-    df = _journal(q, rows)
+    problems, rows = _problems(files, max_workers, progress), []
+    try: _quarantine(files, problems, path, q, rows)
+    finally: df = _journal(q, rows) # even when a move fails half-way: every file moved can be put back
     see = ' (see journal.csv there)' if rows else ''
     print(f"{len(files)} files checked, {len(rows)} moved to {q}{see}")
     return df[['file', 'moved_to', 'reason']]
@@ -350,7 +352,10 @@ def _shrink(f:Path, root:Path, q:Path, max_size:int)->dict|None:
     small = img.copy()
     small.thumbnail((max_size, max_size), Image.Resampling.BILINEAR)
     part = f.with_name(f'.{f.name}.part')
-    small.save(part, fmt, **({'quality': 90} if fmt == 'JPEG' else {}))
+    try: small.save(part, fmt, **({'quality': 90} if fmt == 'JPEG' else {}))
+    except Exception:
+        part.unlink(missing_ok=True) # our half-written copy, never the photo
+        raise
     original = _move_aside(f, root, q)
     os.replace(part, f)
     why = f'shrunk from {img.width}×{img.height} to fit max_size={max_size}'
@@ -360,10 +365,14 @@ def _shrink(f:Path, root:Path, q:Path, max_size:int)->dict|None:
 def _verify_folder(folder:Path, files:list, problems:list, delete:bool, max_size:int|None):
     "fastai 1's `verify_images` on `folder`, safely: bad files quarantined, big photos shrunk, all undoable."
     q = folder/QUARANTINE
-    bad = _quarantine(files, problems, folder, q) if delete else []
-    shrunk = [r for f,p in zip(files, problems)
-              if not p and max_size and (r := _shrink(f, folder, q, max_size))]
-    _journal(q, bad + shrunk)
+    rows = []
+    try: # each move is in `rows` as soon as it's made, and the journal is written even if one fails
+        if delete: _quarantine(files, problems, folder, q, rows)
+        for f, p in zip(files, problems):
+            if not p and max_size and (r := _shrink(f, folder, q, max_size)): rows.append(r)
+    finally: _journal(q, rows)
+    bad = [r for r in rows if r['action'] == 'quarantined']
+    shrunk = [r for r in rows if r['action'] == 'resized']
     if bad or shrunk:
         print(f"{len(files)} files checked: {len(bad)} unreadable moved to {q}, {len(shrunk)} photos shrunk "
               f"(their originals are there too). `unquarantine({str(folder)!r})` puts everything back.")

@@ -391,7 +391,10 @@ def _load_learner(path:Path):
     # fastai's import says torch.jit.script is deprecated: not the learner's to fix
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated')
-        from fastai.learner import load_learner
+        try: from fastai.learner import load_learner
+        except ImportError as e:
+            raise ModelLoadError(f"{path.name} is a fastai export, and fastai isn't installed here ({e}). Install "
+                                 "fastai, or serve a bundle: `export_bundle(learn, dir)` where fastai is.") from None
     warnings.warn_explicit(
         f"{path.name} is a pickle: loading it runs code from the file, so load only exports you trust. "
         "`bearlab.inference.export_bundle(learn, dir)` writes a model that loads without pickle.",
@@ -587,8 +590,12 @@ def default_bundle(
     if (path/'bundle.json').is_file(): return path
     tmp = path.with_name(f'.{path.name}.{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True) # our own leftover from a crash, never a user's file
-    Classifier.default().save(tmp)
-    try: os.replace(tmp, path)
-    except OSError: # another process wrote it first: theirs is the same
+    try:
+        Classifier.default().save(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not (path/'bundle.json').is_file(): # else another process wrote it first: theirs is the same
+            raise ModelLoadError(f"The built-in model can't be written to bearlab's cache {path.parent} ({e}). "
+                                 "Set $BEARLAB_CACHE to a folder you can write to.") from None
     return path

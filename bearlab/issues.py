@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_issues.ipynb #b3c7a609
 from __future__ import annotations
-import os, shutil, warnings
+import os, shutil, threading, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import store_attr
@@ -137,10 +137,14 @@ def _load_cached(f:Path):
 
 # %% ../nbs/04b_issues.ipynb #22786cd0
 def _save_cached(f:Path, emb, stats:dict):
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(f'.{os.getpid()}.tmp.npz')
-    np.savez(tmp, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
-    os.replace(tmp, f)
+    tmp = f.with_suffix(f'.{os.getpid()}.{threading.get_ident()}.tmp.npz')
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
+        os.replace(tmp, f)
+    except OSError as e: # the scan goes on; only the next one is slower
+        warnings.warn(f"The embedding cache {f.parent} can't be written ({type(e).__name__}), so photos will be "
+                      "embedded again next time. Set $BEARLAB_CACHE to a folder you can write to.", stacklevel=2)
 
 # %% ../nbs/04b_issues.ipynb #0af3a91f
 def _stack(embs:list)->np.ndarray:

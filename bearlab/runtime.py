@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_runtime.ipynb #8b8e8fd9
 from __future__ import annotations
-import hashlib, os, re, warnings
+import hashlib, os, re, threading, warnings
 from unittest import mock
 from pathlib import Path
 import numpy as np
@@ -33,7 +33,10 @@ THREADS_ENV = 'BEARLAB_THREADS'
 def threads()->int:
     ("How many threads one model's forward pass uses: `$BEARLAB_THREADS`, "
      "else every core this process may use.")
-    if n := os.environ.get(THREADS_ENV): return max(1, int(n))
+    if n := os.environ.get(THREADS_ENV):
+        if not n.strip().isdigit():
+            raise BearlabError(f"${THREADS_ENV} is {n!r}: set it to a whole number of threads, or unset it.")
+        return max(1, int(n))
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 # %% ../nbs/01b_runtime.ipynb #58369d94
@@ -114,7 +117,7 @@ def export_onnx(
     import torch
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp')
+    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp') # one per thread
     # torch prints the whole graph when export fails
     quiet = mock.patch.object(torch._C, '_jit_onnx_log', lambda *a: None)
     with warnings.catch_warnings(), torch.no_grad(), quiet:

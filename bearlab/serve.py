@@ -522,8 +522,8 @@ def api_from_env()->Starlette:
      "uvicorn's factory for each worker.")
     path = os.environ.get(_MODEL_ENV)
     clf = Classifier.load(path) if path else Classifier.default()
-    if (n := os.environ.get(THREADS_ENV)) and 'torch' in sys.modules: # for torch models
-        sys.modules['torch'].set_num_threads(int(n))
+    if THREADS_ENV in os.environ and 'torch' in sys.modules: # for torch models
+        sys.modules['torch'].set_num_threads(threads())
     return create_app(clf)
 
 # %% ../nbs/06_serve.ipynb #67dde949

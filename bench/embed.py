@@ -3,13 +3,18 @@
 Every photo is hashed, decoded at reduced scale, measured and embedded by EfficientNet-Lite0 (`Lite0Embedder`), as
 `label_issues` does the first time it sees a dataset. Run on your own photos (a folder of class folders):
 
-    .venv/bin/python bench/embed.py PHOTOS [--n 400] [--runtimes torch onnx]
+    .venv/bin/python bench/embed.py [PHOTOS] [--n 400] [--runtimes torch onnx]
 """
 import argparse, inspect, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
 
-def photos(root:str, n:int)->list:
+def photos(root:str|None, n:int)->list:
+    if root is None: # `make bench` runs every script bare: a generated practice dataset stands in, and says so
+        from bearlab.data import practice_dataset
+        print('WARNING: no photos given, so generated practice photos are used: their numbers say little about real '
+              'photos.\n         Run `python bench/embed.py ../shared/data/realbears` (or your own photos).\n')
+        root = practice_dataset(Path(tempfile.mkdtemp())/'practice', n=60)
     fs = sorted(p for p in Path(root).rglob('*') if p.suffix.lower() in ('.jpg', '.jpeg', '.png', '.webp'))
     return fs[::max(1, len(fs)//n)][:n]
 
@@ -26,7 +31,7 @@ def run(files:list, runtime:str)->tuple:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('photos'); ap.add_argument('--n', type=int, default=400)
+    ap.add_argument('photos', nargs='?'); ap.add_argument('--n', type=int, default=400)
     ap.add_argument('--runtimes', nargs='+', default=['torch', 'onnx'])
     a = ap.parse_args()
     import torch
@@ -34,7 +39,7 @@ def main():
     run(files[:8], 'torch') # warm up: imports, model weights read from disk, the ONNX export made once and cached
     warnings.simplefilter('ignore')
     res = {r: run(files, r) for r in a.runtimes}
-    print(f"{len(files)} photos from {a.photos}, torch threads: {torch.get_num_threads()}")
+    print(f"{len(files)} photos from {a.photos or 'a generated practice dataset'}, torch threads: {torch.get_num_threads()}")
     for r, (t, X) in res.items():
         if t is None: print(f"{r:>5}: not available in this bearlab"); continue
         print(f"{r:>5}: {t:6.1f} s from scratch, {len(files)/t:5.1f} photos/s")

@@ -174,6 +174,24 @@ def test_dataloaders_and_learner(tmp_path):
     (ds/'bad..name').mkdir(); shutil.copy(ds/'black'/'000.jpg', ds/'bad..name'/'x.jpg')
     with pytest.raises(DatasetError, match="can't be used as a label"): bear_dataloaders(ds, size=32)
 
+def test_a_move_that_fails_half_way_is_journaled(tmp_path, monkeypatch):
+    "When moving the second bad file fails, the first is already in the journal, and unquarantine puts it back."
+    import bearlab.download as dl
+    ds = practice_dataset(tmp_path/'ds', n=2, size=48)
+    (ds/'black'/'a.jpg').write_text('<html>one</html>')
+    (ds/'grizzly'/'b.jpg').write_text('<html>two</html>')
+    real, calls = dl._move_aside, []
+    def flaky(f, root, q):
+        calls.append(f)
+        if len(calls) == 2: raise PermissionError(13, 'Permission denied', str(f))
+        return real(f, root, q)
+    monkeypatch.setattr(dl, '_move_aside', flaky)
+    with pytest.raises(PermissionError): quarantine_images(ds, progress=False)
+    monkeypatch.setattr(dl, '_move_aside', real)
+    moved = calls[0]
+    assert not moved.exists() and moved.name in (ds/QUARANTINE/'journal.csv').read_text()
+    assert [p.name for p in unquarantine(ds)] == [moved.name] and moved.exists()
+
 def test_unquarantine_undoes_newest_first_and_reads_old_journals(tmp_path, capsys):
     "Shrunk twice: both undone, original back. A journal from bearlab 0.1 (4 columns) still works. A changed copy is kept."
     import pandas as pd

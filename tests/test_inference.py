@@ -244,14 +244,20 @@ def test_bear_pipeline_export_agrees_with_learner(tmp_path):
 def _pixels(pre, x): return np.rint((x.transpose(1, 2, 0)*pre.std + pre.mean)*255).astype(np.uint8)
 
 @pytest.mark.parametrize('pre', [Preprocess(224, 'squish', 224/256, (0.5,)*3, (0.5,)*3), Preprocess(224), Preprocess(224, 'pad'),
-                                 Preprocess((160, 224), 'squish', 0.9), Preprocess((192, 256), 'squish'), Preprocess(299)])
+                                 Preprocess((160, 224), 'squish', 0.9), Preprocess((192, 256), 'squish'), Preprocess(256)])
 def test_bands_give_the_pixels_of_one_resize(pre):
-    rng = np.random.default_rng(0)
+    "For every fit, most photos split into bands (counted), and every photo's pixels equal one whole resize."
+    from bearlab.inference import _bands
+    rng, split = np.random.default_rng(0), 0
     for _ in range(40):
         w, h = map(int, rng.integers(48, 1100, 2))
         img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         whole = np.asarray(pre.resize(img))
-        for n in (2, 3, 4): assert np.array_equal(_pixels(pre, pre.array(img, bands=n)), whole), (w, h, n)
+        src, box = pre._source(img)
+        for n in (2, 3, 4):
+            split += _bands(src.size, pre.size[::-1], box, n) is not None
+            assert np.array_equal(_pixels(pre, pre.array(img, bands=n)), whole), (w, h, n)
+    assert split >= 40, f'only {split} of 120 resizes were split: the test would check nothing'
 
 def test_bands_on_any_box():
     "Straight from `_bands`: random photo sizes, output sizes and boxes; where it splits, the bands are exact."
