@@ -123,20 +123,22 @@ def _bands(
     size:tuple, # (w, h): the size it is resized to
     box:tuple, # (left, top, right, bottom): the part of the image resized
     n:int, # how many bands of output rows
+    lead:float=.5, # how much bigger the first band is (the calling thread's: the others start later, waking theirs)
 )->list|None: # [(output rows, (first, end) rows of the image, box in those rows)], or None: resize it whole
     "Split a resize into `n` row bands giving exactly the whole resize's pixels, or None if that isn't sure."
     (W, H), (w, h), (l, t, r, b) = src, size, box
     if n < 2 or not _horizontal_first(W, H, w, h) or not all(map(_exact32, box)): return None
     step = (b - t) / h
     reach = max(step, 1.) # how far a bilinear output pixel reaches into the photo, in its pixels
-    cuts = [h*k//n for k in range(n + 1)]
+    cuts = [0] + [int(h*(k + lead)/(n + lead)) for k in range(1, n)] + [h]
     out = []
     for i, j in zip(cuts, cuts[1:]):
         top, bottom = t + i*step, (b if j == h else t + j*step)
         y0, y1 = max(0, math.floor(top - reach) - 1), min(H, math.ceil(bottom + reach) + 1)
         if _horizontal_first(W, H, w, j - i): y0, y1 = 0, H # no need to cut out a strip (a copy) of the photo
         sub = (l, top - y0, r, bottom - y0)
-        if not (all(map(_exact32, sub)) and _horizontal_first(W, y1 - y0, w, j - i)): return None
+        if not (all(map(_exact32, sub)) and _horizontal_first(W, y1 - y0, w, j - i)):
+            return _bands(src, size, box, n, 0) if lead else None # even bands may cut where it's exact
         out.append((slice(i, j), (y0, y1), sub))
     return out
 
@@ -154,13 +156,16 @@ def _fill(self:Preprocess, src:Image.Image, rows:slice, strip:tuple, box:tuple, 
     "Resize `box` of the `strip` of rows of `src` into `rows` of `x` (3×H×W), normalized."
     y0, y1 = strip
     if (y0, y1) != (0, src.height): src = src.crop((0, y0, src.width, y1))
-    a = np.asarray(src.resize((self.size[1], rows.stop - rows.start), Image.BILINEAR, box=box))
+    img = src.resize((self.size[1], rows.stop - rows.start), Image.BILINEAR, box=box)
     std = np.array(self.std, np.float32)
     # (a/255 - mean)/std as a multiply-add
     scale, offset = 1 / (255 * std), -np.array(self.mean, np.float32) / std
-    for c in range(3): # a channel at a time: 4× faster than whole-array steps
-        np.multiply(a[..., c], scale[c], out=x[c, rows])
-        x[c, rows] += offset[c]
+    for c, band in enumerate('RGB'): # Pillow packs each channel contiguously: twice as fast as strided views
+        y = x[c, rows]
+        np.copyto(y, np.frombuffer(img.tobytes('raw', band), np.uint8).reshape(y.shape))
+        y *= scale[c]
+        y += offset[c]
+
 
 # %% ../nbs/02_inference.ipynb #17a2b3d4
 @patch

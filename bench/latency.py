@@ -66,7 +66,9 @@ def case(title:str, clf, data:bytes, repeats:int, fa=None):
     def torch_forward():
         with torch.inference_mode(): clf.model(torch.from_numpy(x))
     n_fa = max(3, repeats//3)
-    ts = interleaved(dict(ours=lambda: clf.predict(data), decode=decode, forward=lambda: clf.runner(x),
+    src, box = clf.pre._source(img)
+    def resize(): src.resize(clf.pre.size[::-1], Image.BILINEAR, box=box) # fastai's pixels, on one thread
+    ts = interleaved(dict(ours=lambda: clf.predict(data), decode=decode, forward=lambda: clf.runner(x), resize=resize,
                           whole=lambda: clf.pre.array(img, bands=1), bands=lambda: clf.pre.array(img)), repeats)
     med = {k: statistics.median(v) for k, v in ts.items()}
     t_ours, t_dec, t_fwd, t_pre1, t_pre = med['ours'], med['decode'], med['forward'], med['whole'], med['bands']
@@ -80,6 +82,8 @@ def case(title:str, clf, data:bytes, repeats:int, fa=None):
     print(f"floor = reduced-scale decode {t_dec*1000:.1f} ms + ONNX Runtime forward {t_fwd*1000:.1f} ms = {floor*1000:.1f} ms "
           f"(torch's bare forward: {t_tfwd*1000:.1f} ms)")
     print(f"resize + normalize: {t_pre1*1000:.2f} ms whole, {t_pre*1000:.2f} ms in bands on {threads()} threads")
+    print(f"Pillow's resize alone, one thread (the pixels fastai computes; not in the floor): {med['resize']*1000:.2f} ms "
+          f"= {med['resize']/floor:.1%} of the floor")
     print(f"bearlab / floor = {t_ours/floor:.3f}   (target: <= 1.15); the median of each round's ratio: {per_round:.3f}")
     print(f"bearlab / bearlab on torch = {t_ours/t_torch:.3f}")
     if fa is not None:
