@@ -6,7 +6,13 @@ MODEL ?=
 
 .PHONY: app test sync readme docs docs-tool bench serve lab clean-venv
 
+# Debian packages, installed as root or through sudo: $(call apt,package)
+apt = if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(1); \
+      else sudo apt-get update -q && sudo apt-get install -y -q $(1); fi
+
+# Debian's python3 makes virtual environments only with python3-venv (ensurepip) installed.
 .venv/bin/python:
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { $(call apt,python3-venv); }
 	python3 -m venv .venv
 	$(PY) -m pip install -q -U pip wheel setuptools
 
@@ -21,8 +27,7 @@ MODEL ?=
 	touch $@
 
 /usr/bin/chromium:
-	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
-	 else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi
+	@$(call apt,chromium)
 
 app: .venv/.installed
 	@echo "bearlab app: http://127.0.0.1:$(PORT)"
@@ -54,8 +59,7 @@ readme: docs-tool /usr/bin/pandoc
 
 # Pandoc (Debian's) turns the notebooks' Quarto markdown into the site's HTML, as it does inside Quarto.
 /usr/bin/pandoc:
-	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q pandoc; \
-	 else sudo apt-get update -q && sudo apt-get install -y -q pandoc; fi
+	@$(call apt,pandoc)
 
 docs: docs-tool /usr/bin/pandoc
 	$(PY) -c "from tools.docs import build_site; build_site()"

@@ -52,13 +52,23 @@ def fetch(
 # %% ../nbs/03d_download.ipynb #25e01ae7
 _MAGIC = {b'\xff\xd8\xff': '.jpg', b'\x89PNG\r\n\x1a\n': '.png', b'GIF87a': '.gif', b'GIF89a': '.gif',
           b'BM': '.bmp', b'II*\x00': '.tif', b'MM\x00*': '.tif', b'\x00\x00\x01\x00': '.ico'}
+_HEIF_BRANDS = {b'heic', b'heix', b'hevc', b'hevx', b'heim', b'heis', b'mif1', b'msf1'} # HEIC photos, as phones save them
+
+def _brands_ext(data:bytes)->str|None:
+    "'.avif' or '.heic' for a HEIF file (an ISO media file of still images), from the brands its `ftyp` box names."
+    if data[4:8] != b'ftyp': return None
+    end = min(int.from_bytes(data[:4], 'big'), len(data), 64)
+    brands = {data[8:12], *(data[i:i+4] for i in range(16, end - 3, 4))} # the main brand, then compatible ones
+    if brands & {b'avif', b'avis'}: return '.avif'
+    return '.heic' if brands & _HEIF_BRANDS else None
 
 def image_ext(
-    data:bytes, # a file's content (its first 12 bytes are enough)
+    data:bytes, # a file's content (its first 64 bytes are enough)
 )->str|None:
     "The file extension for the image format of `data` ('.jpg', '.png', ...), or None."
     if data[:4] == b'RIFF' and data[8:12] == b'WEBP': return '.webp'
-    return first(ext for magic,ext in _MAGIC.items() if data.startswith(magic))
+    return _brands_ext(data) or first(ext for magic,ext in _MAGIC.items() if data.startswith(magic))
+
 
 # %% ../nbs/03d_download.ipynb #50b35a7e
 def check_photo(

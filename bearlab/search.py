@@ -13,7 +13,7 @@ from pathlib import Path
 from fastcore.all import *
 from . import __version__
 from .images import BearlabError
-from .net import _reason
+from .net import _reason, read_capped
 
 # %% auto #0
 __all__ = ['USER_AGENT', 'SearchError', 'ImageSearch', 'ImageURL', 'DuckDuckGo', 'ImageAPI', 'Openverse', 'WikimediaCommons',
@@ -26,6 +26,7 @@ class SearchError(BearlabError): "An image search that failed, was refused, or g
 class ImageSearch:
     "Where image URLs come from: subclasses define `name` and `search`."
     name = 'image search'
+    max_answer = 8_000_000 # bytes: the largest answer read (a page of results is tens of kB)
     def search(self,
         term:str, # what to search for, e.g. 'grizzly bear'
         max_images:int, # at most this many URLs
@@ -85,7 +86,8 @@ class DuckDuckGo(ImageSearch):
         req = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode() if data else None,
                                      headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r: return r.read()
+            with urllib.request.urlopen(req, timeout=self.timeout) as r: return _read_answer(self, r)
+        except SearchError: raise
         except Exception as e: raise self._failed(e) from None
 
     def _failed(self, e)->SearchError:
@@ -177,6 +179,17 @@ def _failed(self:ImageAPI, e:Exception, attempt:int=0)->SearchError:
     else: why = f'gave {r}' if r.startswith('no answer') else f"couldn't be reached ({r})"
     return _failure(self, why, _ADVICE)
 
+# %% ../nbs/03b_search.ipynb #bf0b8cf4
+def _read_answer(
+    backend:ImageSearch, # the search that asked
+    r, # its answer, from `urllib.request.urlopen`
+)->bytes:
+    "The body of `r`, refused with a `SearchError` once it is larger than `backend.max_answer`."
+    def too_large(n): return _failure(backend, f"sent an answer of more than {backend.max_answer:,} bytes, "
+                                               "far more than any page of results", _ADVICE)
+    return read_capped(r, backend.max_answer, too_large)
+
+
 # %% ../nbs/03b_search.ipynb #9692484f
 @patch
 def _get_json(self:ImageAPI, path:str, params:dict)->dict:
@@ -186,8 +199,9 @@ def _get_json(self:ImageAPI, path:str, params:dict)->dict:
     for attempt in range(self.retries + 1):
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                body = r.read()
+                body = _read_answer(self, r)
                 break
+        except SearchError: raise
         except Exception as e:
             wait = _retry_after(e, attempt)
             if wait is None or wait > self.max_wait or attempt == self.retries:

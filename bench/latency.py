@@ -1,11 +1,14 @@
 """bytes → prediction: bearlab's `Classifier` against the floor, against fastai's `predict`, and against torch.
 
-The floor is what no implementation can avoid: decoding the JPEG at reduced scale plus one ONNX Runtime forward pass of
-the same model on an already prepared input. Two cases, as in production: a user's ResNet-18 `export.pkl` on a
+The floor: decoding the JPEG at reduced scale plus one ONNX Runtime forward pass of the same model on an already prepared
+input. Everything in between (resizing to the model's input, normalizing, reading the answer) counts against bearlab. Two cases, as in production: a user's ResNet-18 `export.pkl` on a
 22-megapixel phone photo, and the built-in model (`Classifier.default()`) on a small photo.
 
     .venv/bin/python bench/latency.py [--repeats 15] [--export path/to/export.pkl]
     .venv/bin/python bench/latency.py --photos ../shared/data/realbears   # the built-in model on real photos
+
+The small photo's overhead is mostly the resize that fastai's pixels need: the run ends by timing Pillow's resize against
+ONNX Runtime's own, which is slower here and gives other pixels.
 
 Without --export it trains nothing: it exports a resnet18 learner (random weights: timing doesn't depend on them)."""
 import argparse, io, statistics, tempfile, time, warnings
@@ -119,6 +122,30 @@ def real_photos(folder:Path, rounds:int=5, most:int=450):
           f"90% of photos under {q[-1]:.3f}   (target: <= 1.15)")
     print(f"answers that match the photo's folder: {right}/{len(files)}")
 
+def resizers(repeats:int=100):
+    "The small photo's resize by Pillow (the pixels fastai computes) against ONNX Runtime's own antialiased Resize."
+    import onnxruntime as ort
+    from onnx import helper, TensorProto
+    from bearlab.runtime import threads
+    img = Image.open(io.BytesIO(small_photo())).convert('RGB')
+    size = (256, 256) # the built-in model's squish, before its central crop
+    node = helper.make_node('Resize', ['x', '', '', 'sizes'], ['y'], mode='linear', antialias=1)
+    graph = helper.make_graph([node], 'resize', [helper.make_tensor_value_info('x', TensorProto.UINT8, ['n', 'h', 'w', 3])],
+        [helper.make_tensor_value_info('y', TensorProto.UINT8, None)],
+        [helper.make_tensor('sizes', TensorProto.INT64, [4], [1, *size, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)], ir_version=8)
+    so = ort.SessionOptions(); so.intra_op_num_threads = threads()
+    so.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=['CPUExecutionProvider'])
+    a = np.asarray(img)[None]
+    pil = np.asarray(img.resize(size[::-1], Image.BILINEAR)).astype(int)
+    differ = int((np.abs(sess.run(None, {'x': a})[0][0].astype(int) - pil) > 0).sum())
+    ts = interleaved(dict(pillow=lambda: img.resize(size[::-1], Image.BILINEAR), onnxruntime=lambda: sess.run(None, {'x': a})),
+                     repeats)
+    print(f"\n## resizing the {img.size} photo to {size}, antialiased bilinear (median of {repeats})")
+    print(f"Pillow, one thread: {statistics.median(ts['pillow'])*1000:.2f} ms; ONNX Runtime's Resize (uint8, {threads()} threads): "
+          f"{statistics.median(ts['onnxruntime'])*1000:.2f} ms, {differ} of {pil.size} values differ from Pillow's")
+
 def main(repeats:int=15, export:str|None=None, photos:str|None=None):
     if photos: return real_photos(Path(photos))
     from fastai.vision.all import load_learner
@@ -131,6 +158,7 @@ def main(repeats:int=15, export:str|None=None, photos:str|None=None):
         fa, clf = load_learner(pkl), Classifier.load(pkl)
     case("a user's ResNet-18 export.pkl, 22-megapixel photo", clf, big_photo(), repeats, fa)
     case("the built-in model (EfficientNet-Lite0), small photo", Classifier.default(), small_photo(), repeats)
+    resizers()
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__)

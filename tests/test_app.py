@@ -13,8 +13,9 @@ def voila_app(folder:Path, *args)->tuple:
     port = free_port()
     (folder/'home').mkdir()
     url = f'http://127.0.0.1:{port}/'
+    env = {'HOME': str(folder/'home'), 'BEARLAB_FEEDBACK': '', 'BEARLAB_CACHE': ''} # a first run: its cache in HOME
     proc = start_server([str(ROOT/'.venv'/'bin'/'bearlab'), 'app', '--port', str(port), *args], url, folder/'voila.log',
-                        timeout=180, env={'HOME': str(folder/'home'), 'BEARLAB_FEEDBACK': ''})
+                        timeout=180, env=env)
     return url, proc
 
 @pytest.fixture(scope='module')

@@ -99,6 +99,16 @@ def test_malformed_json(srv, api):
     srv.fail_next(api, 'garbage')
     with pytest.raises(SearchError, match="answered with something that isn't JSON"): client(api, srv).search('grizzly bear', 10)
 
+@pytest.mark.parametrize('api', [*APIS, 'duckduckgo'])
+def test_answer_too_large_is_refused(srv, api):
+    b = DuckDuckGo(srv.url, pause=0) if api == 'duckduckgo' else client(api, srv)
+    b.max_answer = 500  # the practice server's pages are a few kB: more than this one allows
+    with pytest.raises(SearchError, match=r' at http://127\.0\.0\.1:\d+/ sent an answer of more than 500 bytes, far more') as e:
+        b.search('grizzly bear', 10)
+    assert 'urls_from_file' in str(e.value)
+    b.max_answer = type(b).max_answer
+    assert len(b.search('grizzly bear', 10)) == 10  # the same search with the default limit
+
 @parametrize
 def test_result_without_image_url_is_skipped(srv, api):
     q = {'openverse': dict(q='x', page=1, page_size=5), 'wikimedia': dict(gsrsearch='x', gsrlimit=5),
