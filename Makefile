@@ -12,7 +12,9 @@ apt = if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(
 
 # Debian's python3 makes virtual environments only with python3-venv (ensurepip) installed.
 .venv/bin/python:
-	@python3 -c 'import ensurepip, venv' 2>/dev/null || { $(call apt,python3-venv); }
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { command -v apt-get >/dev/null || \
+	  { echo "python3 can't make a virtual environment: install your system's python3-venv package."; exit 1; }; \
+	  $(call apt,python3-venv); }
 	python3 -m venv .venv
 	$(PY) -m pip install -q -U pip wheel setuptools
 

@@ -13,7 +13,7 @@ from PIL import Image
 from fastcore.all import *
 from fastprogress.fastprogress import progress_bar
 from .images import BearlabError, ImageError, open_image
-from .files import file_hash, image_files
+from .files import _IMAGE_EXTENSIONS, file_hash, image_files
 from .net import _reason, read_capped
 from .search import _META_COLS, _UA, urls_from_file
 
@@ -52,12 +52,13 @@ def fetch(
 # %% ../nbs/03d_download.ipynb #25e01ae7
 _MAGIC = {b'\xff\xd8\xff': '.jpg', b'\x89PNG\r\n\x1a\n': '.png', b'GIF87a': '.gif', b'GIF89a': '.gif',
           b'BM': '.bmp', b'II*\x00': '.tif', b'MM\x00*': '.tif', b'\x00\x00\x01\x00': '.ico'}
-_HEIF_BRANDS = {b'heic', b'heix', b'hevc', b'hevx', b'heim', b'heis', b'mif1', b'msf1'} # HEIC photos, as phones save them
+_HEIF_BRANDS = {b'heic', b'heix', b'hevc', b'hevx', b'heim', b'heis', b'mif1', b'msf1'} # HEIC photos and bursts
 
 def _brands_ext(data:bytes)->str|None:
-    "'.avif' or '.heic' for a HEIF file (an ISO media file of still images), from the brands its `ftyp` box names."
-    if data[4:8] != b'ftyp': return None
-    end = min(int.from_bytes(data[:4], 'big'), len(data), 64)
+    "'.avif' or '.heic' for a HEIF file (an ISO media file of images), from the brands its `ftyp` box names."
+    size = int.from_bytes(data[:4], 'big') or len(data) # 0: the box runs to the end of the file
+    if data[4:8] != b'ftyp' or size < 16: return None
+    end = min(size, len(data), 64)
     brands = {data[8:12], *(data[i:i+4] for i in range(16, end - 3, 4))} # the main brand, then compatible ones
     if brands & {b'avif', b'avis'}: return '.avif'
     return '.heic' if brands & _HEIF_BRANDS else None
@@ -77,8 +78,9 @@ def check_photo(
     "The extension to save `data` with, after `open_image` decoded it completely; else an `ImageError`."
     open_image(data)
     ext = image_ext(data)
-    if ext is None:
-        raise ImageError("This is an image, but in a format fastai doesn't recognise by extension.")
+    if ext not in _IMAGE_EXTENSIONS: # what fastai's `get_image_files` lists, from this Python's `mimetypes`
+        raise ImageError("This is an image, but in a format fastai doesn't recognise by extension"
+                         f"{f' ({ext})' if ext else ''}.")
     return ext
 
 # %% ../nbs/03d_download.ipynb #7300d66b

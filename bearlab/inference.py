@@ -127,6 +127,7 @@ def _bands(
 )->list|None: # [(output rows, (first, end) rows of the image, box in those rows)], or None: resize it whole
     "Split a resize into `n` row bands giving exactly the whole resize's pixels, or None if that isn't sure."
     (W, H), (w, h), (l, t, r, b) = src, size, box
+    n = min(n, h) # a band has at least one row
     if n < 2 or not _horizontal_first(W, H, w, h) or not all(map(_exact32, box)): return None
     step = (b - t) / h
     reach = max(step, 1.) # how far a bilinear output pixel reaches into the photo, in its pixels

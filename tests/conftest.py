@@ -6,7 +6,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # the dev tooling in tools/ (not part of the package)
 # tests keep bearlab's cache (ONNX exports, the built-in bundle, embeddings) in the checkout, not in the user's
-# ~/.cache/bearlab: a user's stale cache can't change a result, and the next run reuses what this one made
+# ~/.cache/bearlab, which they neither fill nor read; the next run reuses it, and it is safe to delete
 os.environ.setdefault('BEARLAB_CACHE', str(ROOT/'.cache'/'bearlab-tests'))
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',

@@ -237,7 +237,8 @@ def test_serving_install(bundle, tmp_path):
     subprocess.run([sys.executable, '-m', 'venv', str(env)], check=True, timeout=300)
     pip = [str(env/'bin'/'python'), '-m', 'pip', 'install', '-q', '--disable-pip-version-check']
     src = tmp_path/'bearlab' # a clean copy: building in the checkout would leave build/ there, and reuse what it held
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns('.venv', '.git', 'build', '*.egg-info', '_docs', '__pycache__'))
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns('.venv', '.git', '.cache', 'build', '*.egg-info', '_docs',
+                                                                '__pycache__'))
     for args in (_settings('serve_requirements'), ['--no-deps', str(src)]):
         r = subprocess.run(pip + args, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, r.stderr[-3000:]
