@@ -266,18 +266,19 @@ class Classifier:
         vocab:list, # class names, in the order of `outputs`
         pre:Preprocess, # how photos become the model's input
         outputs:list|None=None, # indices of the model's outputs that are `vocab`'s classes (default: all)
-        domain:list|None=None, # outputs whose being on top means "in domain" (default: no check)
+        domain:list|None=None, # outputs meaning "in domain" when among the `domain_top` likeliest (default: no check)
         output_names:list|None=None, # a name for every output, to say what an out-of-domain photo looks like
         max_pixels:int=MAX_PIXELS, # larger photos are refused (decompression bombs)
         source:str='', # where the model came from, for messages
         arch:str|None=None, # the architecture's name in `ARCHS`, needed to save a bundle
         runtime:str='onnx', # 'onnx' (ONNX Runtime if the model exports, else torch, saying why) or 'torch'
+        domain_top:int=5, # a photo is in domain when one of `domain` is among its this many likeliest outputs
     ):
         onnx = isinstance(model, OnnxModel)
         self.model, self._runner = (None, model) if onnx else (model.eval(), None)
         self.vocab, self.pre, self.runtime = [str(v) for v in vocab], pre, runtime
         self.outputs, self.domain, self.output_names = outputs, domain, output_names
-        self.max_pixels, self.source, self.arch = max_pixels, source, arch
+        self.max_pixels, self.source, self.arch, self.domain_top = max_pixels, source, arch, domain_top
     def __repr__(self):
         return f"Classifier({self.source or type(self.model).__name__}: {', '.join(self.vocab)})"
 
@@ -331,9 +332,10 @@ def _read(self:Classifier, logits:np.ndarray)->Prediction:
     label = self.vocab[order[0]]
     in_domain, looks_like = True, None
     if self.domain is not None:
-        top = int(logits.argmax())
-        in_domain = top in self.domain
-        if not in_domain and self.output_names: looks_like = self.output_names[top]
+        k = min(self.domain_top, len(logits))
+        likeliest = np.argpartition(-logits, k - 1)[:k] # the k likeliest outputs, in no order
+        in_domain = bool(np.isin(likeliest, self.domain).any())
+        if not in_domain and self.output_names: looks_like = self.output_names[int(logits.argmax())]
     return Prediction(label, {self.vocab[i]:probs[i] for i in order}, in_domain, looks_like)
 
 # %% ../nbs/02_inference.ipynb #464a8764
@@ -491,8 +493,8 @@ def save(self:Classifier,
     meta = dict(format='bearlab-bundle', version=1, arch=arch, head=head,
                 n_out=len(self.vocab) if self.outputs is None else None, n_logits=n_logits,
                 onnx=self._save_onnx(path), vocab=self.vocab, preprocess=asdict(self.pre),
-                outputs=self.outputs, domain=self.domain, output_names=self.output_names, source=self.source,
-                versions=_versions())
+                outputs=self.outputs, domain=self.domain, domain_top=self.domain_top, output_names=self.output_names,
+                source=self.source, versions=_versions())
     (path/'bundle.json').write_text(json.dumps(meta, indent=1))
     return path
 
@@ -571,7 +573,8 @@ def _load_bundle(path:Path)->Classifier:
         _check_fits(path, meta, model, pre)
     else: model = _torch_model(path, meta) # a bundle from before bundles carried model.onnx
     return Classifier(model, meta['vocab'], pre, meta['outputs'], meta['domain'], meta['output_names'],
-                      source=meta.get('source') or str(path), arch=meta['arch'])
+                      source=meta.get('source') or str(path), arch=meta['arch'],
+                      domain_top=meta.get('domain_top', 5))
 
 # %% ../nbs/02_inference.ipynb #500ab5cd
 @patch(cls_method=True)

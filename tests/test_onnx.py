@@ -124,6 +124,16 @@ def test_bundle_carries_model_onnx(bundle):
     clf = Classifier.load(bundle)
     assert clf.model is None and isinstance(clf.runner, rt.OnnxModel)
     assert clf.predict(jpeg()) == Classifier.default().predict(jpeg())
+    assert meta['domain_top'] == clf.domain_top == 5  # a bear among the five likeliest classes is in domain
+
+def test_bundle_keeps_domain_top_and_reads_old_bundles(bundle, tmp_path):
+    d = Classifier.default()  # shared by every test: not changed here
+    strict = Classifier(d.model, d.vocab, d.pre, d.outputs, d.domain, d.output_names, arch=d.arch, domain_top=1)
+    assert Classifier.load(strict.save(tmp_path/'strict')).domain_top == 1
+    old = tmp_path/'old'; shutil.copytree(bundle, old)
+    meta = json.loads((old/'bundle.json').read_text()); del meta['domain_top']
+    (old/'bundle.json').write_text(json.dumps(meta))
+    assert Classifier.load(old).domain_top == 5  # bundles from before it was saved
 
 NO_TORCH = "import sys\nfor m in ('torch', 'torchvision', 'timm', 'fastai', 'safetensors'): sys.modules[m] = None\n"
 
