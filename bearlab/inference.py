@@ -278,6 +278,9 @@ class Classifier:
         self.model, self._runner = (None, model) if onnx else (model.eval(), None)
         self.vocab, self.pre, self.runtime = [str(v) for v in vocab], pre, runtime
         self.outputs, self.domain, self.output_names = outputs, domain, output_names
+        if isinstance(domain_top, bool) or not isinstance(domain_top, int) or domain_top < 1:
+            raise ValueError(f"domain_top is how many of the likeliest outputs may hold a `domain` one: "
+                             f"a whole number from 1, not {domain_top!r}")
         self.max_pixels, self.source, self.arch, self.domain_top = max_pixels, source, arch, domain_top
     def __repr__(self):
         return f"Classifier({self.source or type(self.model).__name__}: {', '.join(self.vocab)})"
@@ -332,9 +335,8 @@ def _read(self:Classifier, logits:np.ndarray)->Prediction:
     label = self.vocab[order[0]]
     in_domain, looks_like = True, None
     if self.domain is not None:
-        k = min(self.domain_top, len(logits))
-        likeliest = np.argpartition(-logits, k - 1)[:k] # the k likeliest outputs, in no order
-        in_domain = bool(np.isin(likeliest, self.domain).any())
+        # fewer than `domain_top` outputs beat the likeliest of `domain` (ties count for it)
+        in_domain = int((logits > logits[self.domain].max()).sum()) < self.domain_top
         if not in_domain and self.output_names: looks_like = self.output_names[int(logits.argmax())]
     return Prediction(label, {self.vocab[i]:probs[i] for i in order}, in_domain, looks_like)
 
@@ -572,9 +574,10 @@ def _load_bundle(path:Path)->Classifier:
         model = OnnxModel(path/'model.onnx')
         _check_fits(path, meta, model, pre)
     else: model = _torch_model(path, meta) # a bundle from before bundles carried model.onnx
-    return Classifier(model, meta['vocab'], pre, meta['outputs'], meta['domain'], meta['output_names'],
-                      source=meta.get('source') or str(path), arch=meta['arch'],
-                      domain_top=meta.get('domain_top', 5))
+    try: return Classifier(model, meta['vocab'], pre, meta['outputs'], meta['domain'], meta['output_names'],
+                           source=meta.get('source') or str(path), arch=meta['arch'],
+                           domain_top=meta.get('domain_top', 5))
+    except ValueError as e: raise ModelLoadError(f"{path/'bundle.json'} is not valid: {e}.") from None
 
 # %% ../nbs/02_inference.ipynb #500ab5cd
 @patch(cls_method=True)

@@ -142,7 +142,10 @@ def test_idle_kernels_are_culled(files, browser, tmp_path):
     "A visitor who closes the page leaves a kernel behind: `--cull-idle` shuts it down, so memory follows the visitors."
     import psutil
     url, proc = voila_app(tmp_path, '--cull-idle', '4')
-    def kernels(): return [k for k in psutil.Process(proc.pid).children(recursive=True) if 'ipykernel' in ' '.join(k.cmdline())]
+    def running(k)->bool:
+        try: return k.status() != psutil.STATUS_ZOMBIE and 'ipykernel' in ' '.join(k.cmdline())
+        except psutil.Error: return False  # it ended (or became a zombie) between the listing and the look
+    def kernels(): return [k for k in psutil.Process(proc.pid).children(recursive=True) if running(k)]
     try:
         ctx = browser.new_context()
         page = ctx.new_page()

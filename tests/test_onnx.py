@@ -66,7 +66,8 @@ def test_export_pkl_is_not_written_next_to(cache, tmp_path):
 
 def test_onnx_equals_torch(cache):
     clf = Classifier.default()
-    torch_clf = Classifier(clf.model, clf.vocab, clf.pre, clf.outputs, clf.domain, clf.output_names, runtime='torch')
+    torch_clf = Classifier(clf.model, clf.vocab, clf.pre, clf.outputs, clf.domain, clf.output_names, runtime='torch',
+                           domain_top=clf.domain_top)
     srcs = [jpeg(i, 200 + 30*i, 150) for i in range(4)]
     for p, q in zip(clf.predict_batch(srcs), torch_clf.predict_batch(srcs)):
         assert p.label == q.label and p.in_domain == q.in_domain and p.looks_like == q.looks_like
@@ -134,6 +135,13 @@ def test_bundle_keeps_domain_top_and_reads_old_bundles(bundle, tmp_path):
     meta = json.loads((old/'bundle.json').read_text()); del meta['domain_top']
     (old/'bundle.json').write_text(json.dumps(meta))
     assert Classifier.load(old).domain_top == 5  # bundles from before it was saved
+    logits = np.zeros(1000, np.float32)
+    logits[[106, 295]] = 5, 4  # a wombat first, an American black bear second
+    assert Classifier.load(old)._read(logits).in_domain and not Classifier.load(tmp_path/'strict')._read(logits).in_domain
+    meta['domain_top'] = 0
+    (old/'bundle.json').write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match=r'bundle\.json is not valid: domain_top .* a whole number from 1, not 0'):
+        Classifier.load(old)
 
 NO_TORCH = "import sys\nfor m in ('torch', 'torchvision', 'timm', 'fastai', 'safetensors'): sys.modules[m] = None\n"
 
