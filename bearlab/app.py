@@ -12,7 +12,7 @@ import ipywidgets as widgets
 from fastcore.basics import patch, store_attr
 from PIL import Image
 from .images import (
-    BearlabError, MAX_UPLOAD_BYTES, PHOTO_FORMATS, NOT_A_BEAR, label_folder, photo_bytes, thumbnail)
+    BearlabError, MAX_UPLOAD_BYTES, PHOTO_FORMATS, NOT_A_BEAR, format_ext, label_folder, photo_bytes, thumbnail)
 _all_ = ['NOT_A_BEAR']
 from .inference import Classifier, Prediction
 
@@ -245,7 +245,6 @@ def _refuse(self:BearApp, name:str, size:int):
 
 # %% ../nbs/07_webapp.ipynb #4aeeb728
 FEEDBACK_JOURNAL = 'feedback.jsonl' # one JSON line per flag, in the feedback folder
-_EXT = {'JPEG': 'jpg', 'MPO': 'jpg', 'HEIF': 'heic', 'TIFF': 'tif'}
 
 def keep_flagged(
     folder, # the feedback folder
@@ -256,7 +255,7 @@ def keep_flagged(
     "Save `data` once as `folder/label/<sha256>.<ext>`; journal the time and both answers (model, person)."
     fmt = Image.open(io.BytesIO(data)).format or 'BIN'
     sub = label_folder(label)
-    dst = Path(folder)/sub/f'{hashlib.sha256(data).hexdigest()[:16]}.{_EXT.get(fmt, fmt.lower())}'
+    dst = Path(folder)/sub/f'{hashlib.sha256(data).hexdigest()[:16]}.{format_ext(fmt)}'
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.exists(): # written whole, then renamed: a reader never sees half a photo
         tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')

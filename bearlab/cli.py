@@ -55,9 +55,8 @@ def app_env(
     env = dict(os.environ if environ is None else environ)
     env.pop('BEARLAB_FEEDBACK', None) # feedback is on only when asked for on this command line
     if model:
-        path = Path(model).resolve()
-        if not path.exists(): sys.exit(f"bearlab app: there is no model at {path}")
-        env['BEARLAB_MODEL'] = str(path)
+        from bearlab.inference import model_path
+        env['BEARLAB_MODEL'] = str(model_path(model))
     if feedback:
         path = Path(feedback).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
@@ -65,16 +64,17 @@ def app_env(
     return env
 
 # %% ../nbs/08_cli.ipynb #740ffbaa
-def _model_or_default(model:str|None)->str:
-    "`--model`, or the built-in model's bundle, written to bearlab's cache once: then no server loads torch."
-    if model: return model
-    from bearlab.inference import default_bundle
-    print("bearlab: loading the built-in model (the first time, it is written to bearlab's cache)", flush=True)
-    return str(default_bundle())
+def _say_built_in(model:str|None):
+    "Tell the person waiting that the built-in model is being loaded (the first time, written to the cache)."
+    if not model:
+        print("bearlab: loading the built-in model (the first time, it is written to bearlab's cache)", flush=True)
+
 
 # %% ../nbs/08_cli.ipynb #38fb9477
 def _app(args):
-    env = app_env(_model_or_default(args.model), args.feedback)
+    from bearlab.inference import model_path
+    _say_built_in(args.model)
+    env = app_env(model_path(args.model), args.feedback)
     kept = f"; photos flagged as wrong are kept in {env['BEARLAB_FEEDBACK']}" if args.feedback else ''
     print(f"bearlab app: http://{args.host}:{args.port}  "
           f"(model: {args.model or 'ImageNet bears, built in'}{kept}; Ctrl-C stops it)", flush=True)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03d_download.ipynb #efb5c50e
 from __future__ import annotations
-import hashlib, os, re, shutil, threading, urllib.request
+import hashlib, io, os, re, shutil, threading, urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image
 from fastcore.all import *
 from fastprogress.fastprogress import progress_bar
-from .images import BearlabError, ImageError, open_image
+from .images import BearlabError, ImageError, format_ext, open_image
 from .files import _IMAGE_EXTENSIONS, file_hash, image_files
 from .net import _reason, read_capped
 from .search import _META_COLS, _UA, urls_from_file
@@ -50,25 +50,13 @@ def fetch(
     except Exception as e: raise DownloadError(_reason(e, timeout)) from None
 
 # %% ../nbs/03d_download.ipynb #25e01ae7
-_MAGIC = {b'\xff\xd8\xff': '.jpg', b'\x89PNG\r\n\x1a\n': '.png', b'GIF87a': '.gif', b'GIF89a': '.gif',
-          b'BM': '.bmp', b'II*\x00': '.tif', b'MM\x00*': '.tif', b'\x00\x00\x01\x00': '.ico'}
-_HEIF_BRANDS = {b'heic', b'heix', b'hevc', b'hevx', b'heim', b'heis', b'mif1', b'msf1'} # HEIC photos and bursts
-
-def _brands_ext(data:bytes)->str|None:
-    "'.avif' or '.heic' for a HEIF file (an ISO media file of images), from the brands its `ftyp` box names."
-    size = int.from_bytes(data[:4], 'big') or len(data) # 0: the box runs to the end of the file
-    if data[4:8] != b'ftyp' or size < 16: return None
-    end = min(size, len(data), 64)
-    brands = {data[8:12], *(data[i:i+4] for i in range(16, end - 3, 4))} # the main brand, then compatible ones
-    if brands & {b'avif', b'avis'}: return '.avif'
-    return '.heic' if brands & _HEIF_BRANDS else None
-
 def image_ext(
-    data:bytes, # a file's content (its first 64 bytes are enough)
+    data:bytes, # a file's content (its start is enough)
 )->str|None:
-    "The file extension for the image format of `data` ('.jpg', '.png', ...), or None."
-    if data[:4] == b'RIFF' and data[8:12] == b'WEBP': return '.webp'
-    return _brands_ext(data) or first(ext for magic,ext in _MAGIC.items() if data.startswith(magic))
+    "The file extension for the image format of `data` ('.jpg', '.heic', ...) as Pillow reads it, or None."
+    try: fmt = Image.open(io.BytesIO(data)).format
+    except Exception: return None # not an image Pillow knows
+    return f'.{format_ext(fmt)}' if fmt else None
 
 
 # %% ../nbs/03d_download.ipynb #50b35a7e
@@ -368,10 +356,15 @@ def _shrink(f:Path, root:Path, q:Path, max_size:int)->dict|None:
     except Exception:
         part.unlink(missing_ok=True) # our half-written copy, never the photo
         raise
+    sha = file_hash(part)
     original = _move_aside(f, root, q)
-    os.replace(part, f)
+    try: os.replace(part, f)
+    except OSError: # the original goes back where it was: no move is left out of the journal
+        os.replace(original, f)
+        part.unlink(missing_ok=True)
+        raise
     why = f'shrunk from {img.width}×{img.height} to fit max_size={max_size}'
-    return dict(file=f, moved_to=original, reason=why, action='resized', sha256=file_hash(f))
+    return dict(file=f, moved_to=original, reason=why, action='resized', sha256=sha)
 
 # %% ../nbs/03d_download.ipynb #603da9fe
 def _verify_folder(folder:Path, files:list, problems:list, delete:bool, max_size:int|None):

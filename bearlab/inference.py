@@ -18,7 +18,7 @@ _all_ = ['ModelLoadError']
 
 # %% auto #0
 __all__ = ['BEAR_DOMAIN', 'LITE0_PREPROCESS', 'ARCHS', 'Preprocess', 'fit_box', 'Prediction', 'Classifier', 'register_arch',
-           'export_bundle', 'default_bundle', 'ModelLoadError']
+           'export_bundle', 'default_bundle', 'model_path', 'ModelLoadError']
 
 # %% ../nbs/02_inference.ipynb #9450d832
 _PAD_MODES = {'zeros':'constant', 'reflection':'reflect', 'border':'edge'}
@@ -144,11 +144,11 @@ def _bands(
     return out
 
 # %% ../nbs/02_inference.ipynb #79e51b02
-_pool = None
+_MAX_BANDS, _pool = 4, None
 def _band_pool()->ThreadPoolExecutor:
     "Threads that resize bands of a photo beside the calling thread (Pillow and numpy let go of the GIL)."
     global _pool
-    if _pool is None: _pool = ThreadPoolExecutor(3, thread_name_prefix='bearlab-bands')
+    if _pool is None: _pool = ThreadPoolExecutor(_MAX_BANDS - 1, thread_name_prefix='bearlab-bands')
     return _pool
 
 # %% ../nbs/02_inference.ipynb #0d1f3443
@@ -171,9 +171,9 @@ def _fill(self:Preprocess, src:Image.Image, rows:slice, strip:tuple, box:tuple, 
 # %% ../nbs/02_inference.ipynb #17a2b3d4
 @patch
 def _n_bands(self:Preprocess, box:tuple)->int:
-    "How many bands pay for their threads: one per core (at most 4) when `box` has 4× the output's pixels, else one."
+    "How many bands pay for their threads: one per core, at most `_MAX_BANDS`, if `box` has 4× the output's pixels."
     (l, t, r, b), (h, w) = box, self.size
-    return min(4, rt.threads(), h // 64) if (r - l)*(b - t) >= 4*h*w else 1
+    return min(_MAX_BANDS, rt.threads(), h // 64) if (r - l)*(b - t) >= 4*h*w else 1
 
 # %% ../nbs/02_inference.ipynb #4fffcd85
 @patch
@@ -278,6 +278,9 @@ class Classifier:
         self.model, self._runner = (None, model) if onnx else (model.eval(), None)
         self.vocab, self.pre, self.runtime = [str(v) for v in vocab], pre, runtime
         self.outputs, self.domain, self.output_names = outputs, domain, output_names
+        if domain is not None and not len(domain):
+            raise ValueError("domain lists the outputs that mean a photo is in domain: give at least one, "
+                             "or None for no check")
         if isinstance(domain_top, bool) or not isinstance(domain_top, int) or domain_top < 1:
             raise ValueError(f"domain_top is how many of the likeliest outputs may hold a `domain` one: "
                              f"a whole number from 1, not {domain_top!r}")
@@ -343,10 +346,12 @@ def _read(self:Classifier, logits:np.ndarray)->Prediction:
 # %% ../nbs/02_inference.ipynb #464a8764
 @patch
 def predict_arrays(self:Classifier,
-    xs:list, # the model's inputs, as `Classifier.array` makes them
+    xs:list|np.ndarray, # the model's inputs, as `Classifier.array` makes them, or them stacked (N×3×H×W)
 )->list:
     "A `Prediction` for each prepared input in `xs`, in one forward pass."
-    return [self._read(l) for l in self.forward(np.stack(xs))] if len(xs) else []
+    if not len(xs): return []
+    return [self._read(l) for l in self.forward(xs if isinstance(xs, np.ndarray) else np.stack(xs))]
+
 
 # %% ../nbs/02_inference.ipynb #1e68c645
 @patch
@@ -357,7 +362,7 @@ def predict_batch(self:Classifier,
     # each photo prepared in place: no copies to stack
     x = np.empty((len(srcs), 3, *self.pre.size), np.float32)
     for i, s in enumerate(srcs): self.array(s, x[i])
-    return [self._read(l) for l in self.forward(x)] if len(srcs) else []
+    return self.predict_arrays(x)
 
 # %% ../nbs/02_inference.ipynb #0432e1e2
 @patch
@@ -545,8 +550,8 @@ def _mismatch(meta:dict, m:OnnxModel, pre:Preprocess)->str|None:
         return f"it says the model has {want} outputs, model.onnx gives {n}"
     if n is not None and names and len(names) != n:
         return f"it names {len(names)} outputs, model.onnx gives {n}"
-    if n is not None and outs and max(outs) >= n:
-        return f"it reads output {max(outs)}, model.onnx gives {n}"
+    for what, idx in (('reads', outs), ('counts as in domain', meta.get('domain') or [])):
+        if n is not None and idx and max(idx) >= n: return f"it {what} output {max(idx)}, model.onnx gives {n}"
     if all(isinstance(s, int) for s in size) and size != tuple(pre.size):
         return f"its photos are {pre.size[0]}×{pre.size[1]}, model.onnx takes {size[0]}×{size[1]}"
 
@@ -567,17 +572,26 @@ def _read_meta(path:Path)->dict:
     return meta
 
 # %% ../nbs/02_inference.ipynb #8261c2b6
+def _invalid(path:Path, e:Exception)->ModelLoadError:
+    "The `ModelLoadError` for a `bundle.json` whose entry is missing or wrong (`e`)."
+    why = f"it has no {e.args[0]!r} entry" if isinstance(e, KeyError) else str(e)
+    return ModelLoadError(f"{path/'bundle.json'} is not valid: {why}. "
+                          "Export the bundle again with `export_bundle(learn, dir)`.")
+
 def _load_bundle(path:Path)->Classifier:
     meta = _read_meta(path)
-    pre = Preprocess(**meta['preprocess'])
+    try:
+        pre = Preprocess(**meta['preprocess'])
+        vocab, outputs, domain, names, arch = (meta[k] for k in ('vocab', 'outputs', 'domain', 'output_names', 'arch'))
+    except (KeyError, TypeError, ValueError) as e: raise _invalid(path, e) from None
     if (path/'model.onnx').is_file():
         model = OnnxModel(path/'model.onnx')
         _check_fits(path, meta, model, pre)
     else: model = _torch_model(path, meta) # a bundle from before bundles carried model.onnx
-    try: return Classifier(model, meta['vocab'], pre, meta['outputs'], meta['domain'], meta['output_names'],
-                           source=meta.get('source') or str(path), arch=meta['arch'],
-                           domain_top=meta.get('domain_top', 5))
-    except ValueError as e: raise ModelLoadError(f"{path/'bundle.json'} is not valid: {e}.") from None
+    try: return Classifier(model, vocab, pre, outputs, domain, names, source=meta.get('source') or str(path),
+                           arch=arch, domain_top=meta.get('domain_top', 5))
+    except ValueError as e: raise _invalid(path, e) from None
+
 
 # %% ../nbs/02_inference.ipynb #500ab5cd
 @patch(cls_method=True)
@@ -605,9 +619,22 @@ def default_bundle(
     try:
         Classifier.default().save(tmp)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e: # Ctrl-C too: no half-written bundle is left behind
         shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, OSError): raise
         if not (path/'bundle.json').is_file(): # else another process wrote it first: theirs is the same
             raise ModelLoadError(f"The built-in model can't be written to bearlab's cache {path.parent} ({e}). "
                                  "Set $BEARLAB_CACHE to a folder you can write to.") from None
     return path
+
+# %% ../nbs/02_inference.ipynb #4a8d2c88
+def model_path(
+    model:str|Path|None=None, # a bundle folder (or its bundle.json) or a fastai export.pkl; None: the built-in model
+)->Path:
+    "The model to serve: `model`, resolved and checked, or the built-in model's bundle (`default_bundle`)."
+    if model is None: return default_bundle()
+    path = Path(model).expanduser().resolve()
+    if not path.exists():
+        raise ModelLoadError(f"There is no model at {path}: give a bundle folder or a fastai export.pkl.")
+    return path
+

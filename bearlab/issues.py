@@ -143,7 +143,7 @@ def _save_cached(f:Path, emb, stats:dict):
         np.savez(tmp, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
         os.replace(tmp, f)
     except OSError as e: # the scan goes on; only the next one is slower
-        warnings.warn(f"The embedding cache {f.parent} can't be written ({type(e).__name__}), so photos will be "
+        warnings.warn(f"The embedding cache {f.parent.parent} can't be written ({type(e).__name__}), so photos will be "
                       "embedded again next time. Set $BEARLAB_CACHE to a folder you can write to.", stacklevel=2)
 
 # %% ../nbs/04b_issues.ipynb #0af3a91f

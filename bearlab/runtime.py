@@ -34,9 +34,9 @@ def threads()->int:
     ("How many threads one model's forward pass uses: `$BEARLAB_THREADS`, "
      "else every core this process may use.")
     if n := os.environ.get(THREADS_ENV):
-        if not n.strip().isdigit():
-            raise BearlabError(f"${THREADS_ENV} is {n!r}: set it to a whole number of threads, or unset it.")
-        return max(1, int(n))
+        try: return max(1, int(n))
+        except ValueError:
+            raise BearlabError(f"${THREADS_ENV} is {n!r}: set it to a whole number of threads, or unset it.") from None
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 # %% ../nbs/01b_runtime.ipynb #58369d94

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
-from .inference import Classifier, default_bundle
+from .inference import Classifier, model_path
 from .runtime import THREADS_ENV, threads
 from .images import (BearlabError, ImageError, EmptyImageError, NotAnImageError, TruncatedImageError,
                             ImageTooLargeError, MAX_PIXELS, MAX_UPLOAD_BYTES, PHOTO_FORMATS, open_image)
@@ -536,11 +536,7 @@ def serve(
 ):
     "Serve the classify API with uvicorn until interrupted."
     import uvicorn
-    model = (Path(model).expanduser().resolve() if model is not None
-             else default_bundle()) # no torch in the server
-    if not model.exists():
-        raise BearlabError(f"There is no model at {model}: give a bundle folder or an export.pkl file.")
-    os.environ[_MODEL_ENV] = str(model)
+    os.environ[_MODEL_ENV] = str(model_path(model)) # without one, the built-in bundle: no torch in the server
     kw = dict(host=host, port=port, server_header=False, proxy_headers=False, timeout_keep_alive=5,
               limit_concurrency=512, timeout_graceful_shutdown=10)
     if workers > 1:

@@ -8,6 +8,7 @@ Every photo is hashed, decoded at reduced scale, measured and embedded by Effici
 import argparse, inspect, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
+from bearlab.files import image_files
 
 def photos(root:str|None, n:int)->list:
     if root is None: # `make bench` runs every script bare: a generated practice dataset stands in, and says so
@@ -15,7 +16,7 @@ def photos(root:str|None, n:int)->list:
         print('WARNING: no photos given, so generated practice photos are used: their numbers say little about real '
               'photos.\n         Run `python bench/embed.py ../shared/data/realbears` (or your own photos).\n')
         root = practice_dataset(Path(tempfile.mkdtemp())/'practice', n=60)
-    fs = sorted(p for p in Path(root).rglob('*') if p.suffix.lower() in ('.jpg', '.jpeg', '.png', '.webp'))
+    fs = list(image_files(root)) # as training sees them: not the quarantine's or the trash's
     return fs[::max(1, len(fs)//n)][:n]
 
 def run(files:list, runtime:str)->tuple:

@@ -103,7 +103,8 @@ def real_photos(folder:Path, rounds:int=5, most:int=450):
     "The built-in model on real photos in `folder` (one subfolder per class): each photo's ratio to its own floor."
     from bearlab.inference import Classifier
     clf = Classifier.default()
-    files = sorted(p for p in folder.rglob('*') if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))[:most]
+    from bearlab.files import image_files
+    files = sorted(image_files(folder))[:most] # as training sees them: not the quarantine's or the trash's
     ratios, times, right = [], [], 0
     for f in files:
         data = f.read_bytes()

@@ -201,6 +201,9 @@ def broken(bundle, tmp_path, how):
     elif how == 'mismatch': (b/'bundle.json').write_text(json.dumps({**meta, 'n_logits': None, 'outputs': None}))
     elif how == 'names': (b/'bundle.json').write_text(json.dumps({**meta, 'output_names': meta['output_names'][:10]}))
     elif how == 'size': (b/'bundle.json').write_text(json.dumps({**meta, 'preprocess': {**meta['preprocess'], 'size': [192, 192]}}))
+    elif how == 'domain': (b/'bundle.json').write_text(json.dumps({**meta, 'domain': [294, 1000]}))
+    elif how == 'no-vocab': (b/'bundle.json').write_text(json.dumps({k: v for k, v in meta.items() if k != 'vocab'}))
+    elif how == 'method': (b/'bundle.json').write_text(json.dumps({**meta, 'preprocess': {**meta['preprocess'], 'method': 'zoom'}}))
     elif how == 'opset':
         import onnx
         m = onnx.load_from_string(data); m.opset_import[0].version = 99; onnx.save(m, b/'model.onnx')
@@ -212,7 +215,10 @@ def broken(bundle, tmp_path, how):
 BROKEN = {'truncated': 'model.onnx is damaged', 'empty': 'model.onnx is damaged',
           'mismatch': "bundle.json doesn't match", 'names': 'it names 10 outputs, model.onnx gives 1000',
           'size': 'its photos are 192×192, model.onnx takes 224×224',
-          'opset': 'uses ONNX opset 99', 'ir': 'its ONNX IR version is 99'}
+          'opset': 'uses ONNX opset 99', 'ir': 'its ONNX IR version is 99',
+          'domain': 'it counts as in domain output 1000, model.onnx gives 1000',
+          'no-vocab': "bundle.json is not valid: it has no 'vocab' entry",
+          'method': "bundle.json is not valid: Unknown resize method 'zoom'"}
 
 @pytest.mark.parametrize('how', list(BROKEN))
 def test_broken_bundle_is_refused(bundle, tmp_path, how):
