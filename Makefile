@@ -4,7 +4,7 @@ PY := .venv/bin/python
 PORT ?= 8866
 MODEL ?=
 
-.PHONY: app test sync readme docs docs-tool bench serve lab clean-venv
+.PHONY: app test sync readme docs docs-tool bench serve lab clean-venv learner-env
 
 # Debian packages, installed as root or through sudo: $(call apt,package)
 apt = if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(1); \
@@ -18,14 +18,25 @@ apt = if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(
 	python3 -m venv .venv
 	$(PY) -m pip install -q -U pip wheel setuptools
 
-# The project, with what `make app` needs (torch and torchvision as pip resolves them: ~6 GB the first time).
-.venv/.installed: .venv/bin/python setup.py settings.ini
-	$(PY) -m pip install -e .
+# The project, with what `make app` needs, on the newest fastai/fastcore/torch (torch and torchvision as pip resolves
+# them: ~6 GB the first time). settings.ini asks for ranges; constraints.txt pins the versions development tests on,
+# through PIP_CONSTRAINT, which (unlike -c) replaces any constraint file in the machine's own pip configuration.
+.venv/.installed: .venv/bin/python setup.py settings.ini constraints.txt
+	PIP_CONSTRAINT=constraints.txt $(PY) -m pip install -e .
 	touch $@
 
-# The dev extras: nbdev, pytest, playwright (driving Debian's chromium, never a downloaded browser).
+# The dev extras: pytest, JupyterLab, execnb, playwright (driving Debian's chromium, never a downloaded browser).
 .venv/.installed-dev: .venv/.installed
-	$(PY) -m pip install -e '.[dev]'
+	PIP_CONSTRAINT=constraints.txt $(PY) -m pip install -e '.[dev]'
+	touch $@
+
+# nbdev 2, the last nbdev that reads settings.ini, needs fastcore 1, and fastai 2.8.8 and later need fastcore 2: the
+# notebook tooling (nbdev_clean, nbdev_export, README, docs) lives apart, on fastai 2.8.7, bearlab's oldest supported.
+NBDEV := .venv-nbdev/bin
+.venv-nbdev/.installed: .venv/bin/python setup.py settings.ini constraints-nbdev.txt
+	python3 -m venv .venv-nbdev
+	$(NBDEV)/python -m pip install -q -U pip wheel setuptools
+	PIP_CONSTRAINT=constraints-nbdev.txt $(NBDEV)/python -m pip install -e '.[dev,nbdev]'
 	touch $@
 
 /usr/bin/chromium:
@@ -43,44 +54,53 @@ serve: .venv/.installed
 	.venv/bin/bearlab serve $(if $(MODEL),--model $(MODEL),)
 
 # Notebooks are the source of truth: cleaning and exporting them must change nothing that is committed.
-sync: .venv/.installed-dev
-	.venv/bin/nbdev_clean
-	.venv/bin/nbdev_export
-	.venv/bin/nbdev_clean --fname tools/docs.ipynb
+sync: .venv-nbdev/.installed
+	$(NBDEV)/nbdev_clean
+	$(NBDEV)/nbdev_export
+	$(NBDEV)/nbdev_clean --fname tools/docs.ipynb
 	$(MAKE) --no-print-directory readme
 	@git diff --exit-code --stat -- nbs bearlab tools README.md || { echo "Notebooks, library and README are out of sync: run 'make sync' and commit."; exit 1; }
 	@test -z "$$(git status --porcelain --untracked-files=all -- bearlab tools)" || { git status --short -- bearlab tools; echo "Exported modules not committed."; exit 1; }
 
 # The docs tooling is dev tooling, not part of the package: tools/docs.ipynb, exported to tools/docs.py outside bearlab/.
-docs-tool: .venv/.installed-dev
-	$(PY) -c "from nbdev.export import nb_export; nb_export('tools/docs.ipynb', 'tools')"
+docs-tool: .venv-nbdev/.installed
+	$(NBDEV)/python -c "from nbdev.export import nb_export; nb_export('tools/docs.ipynb', 'tools')"
 
 # README.md from nbs/index.ipynb; also refreshes nbs/nbdev.yml and nbs/sidebar.yml (refresh_docs_config).
 readme: docs-tool /usr/bin/pandoc
-	$(PY) -c "from tools.docs import build_readme; build_readme()"
+	$(NBDEV)/python -c "from tools.docs import build_readme; build_readme()"
 
 # Pandoc (Debian's) turns the notebooks' Quarto markdown into the site's HTML, as it does inside Quarto.
 /usr/bin/pandoc:
 	@$(call apt,pandoc)
 
 docs: docs-tool /usr/bin/pandoc
-	$(PY) -c "from tools.docs import build_site; build_site()"
+	$(NBDEV)/python -c "from tools.docs import build_site; build_site()"
 
 # torch's OpenMP threads spin while waiting; with two notebooks or servers sharing 2 cores that is ~10x slower.
 test: export OMP_WAIT_POLICY = PASSIVE
 # The book's tutorial trains twice (about 5 minutes on one core): it runs beside the other notebooks and the quick tests.
+# Notebooks and tests run in .venv, on the newest stack (tools/run_notebooks.py keeps nbdev_test's rules); the docs
+# tooling's own notebook and test run in .venv-nbdev, on the oldest supported fastai.
 QUICK_TESTS := tests/test_sgd.py tests/test_search.py tests/test_data.py
-test: .venv/.installed-dev /usr/bin/chromium /usr/bin/pandoc sync
-	@book_log=$$(mktemp); .venv/bin/nbdev_test --path nbs/tutorials/book.ipynb --timing > $$book_log 2>&1 & book=$$!; \
-	.venv/bin/nbdev_test --n_workers 1 --skip_file_re '^(book|[_.])' --timing && \
-	.venv/bin/nbdev_test --path tools/docs.ipynb --timing && \
+RUN_NBS := $(PY) tools/run_notebooks.py
+test: .venv/.installed-dev .venv-nbdev/.installed /usr/bin/chromium /usr/bin/pandoc sync
+	@book_log=$$(mktemp); $(RUN_NBS) nbs/tutorials/book.ipynb > $$book_log 2>&1 & book=$$!; \
+	$(RUN_NBS) --skip '^(book|[_.])' && \
+	$(NBDEV)/nbdev_test --path tools/docs.ipynb --timing && \
 	.venv/bin/pytest $(QUICK_TESTS); rest=$$?; \
 	wait $$book; b=$$?; echo "== nbs/tutorials/book.ipynb"; cat $$book_log; rm -f $$book_log; \
 	test $$rest = 0 && test $$b = 0
-	.venv/bin/pytest $(addprefix --ignore=,$(QUICK_TESTS))
+	.venv/bin/pytest $(addprefix --ignore=,$(QUICK_TESTS) tests/test_docs.py)
+	$(NBDEV)/pytest tests/test_docs.py
+
+# A learner's environment: the newest fastai first, then bearlab, which must change none of fastai, fastcore or torch;
+# then the quick tests and the book's tutorial there. .ci/run runs it after `make test`.
+learner-env:
+	bash tools/learner_env.sh
 
 bench: .venv/.installed-dev
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean-venv:
-	rm -rf .venv
+	rm -rf .venv .venv-nbdev
