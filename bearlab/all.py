@@ -26,3 +26,7 @@ from . import (images, models, inference, files, search, practice, download, dat
 _modules = (images, models, inference, files, search, practice, download, data, journal, issues, clean, animation,
             sgd, app)
 __all__ = list(dict.fromkeys(n for m in _modules for n in m.__all__)) # `clean` gives the journal's and the scoring's names again
+
+# %% ../nbs/10_all.ipynb #8aeb9916
+from fastai.learner import defaults as _fastai_defaults
+if FitCheck not in _fastai_defaults.callbacks: _fastai_defaults.callbacks.append(FitCheck) # as fastai adds its own

@@ -4,22 +4,23 @@
 
 # %% ../nbs/03e_data.ipynb #58e217ae
 from __future__ import annotations
-import math
+import math, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from .models import imagenet_index # before fastai: it quiets a warning fastai's import makes
 from fastcore.all import *
 from fastai.vision.all import *
-from .images import open_image
+from .images import open_image, ImageError
 # the earlier steps, after fastai's names: bearlab's `download_images` and `verify_images` win
 from .files import *
+from .files import _IMAGE_EXTENSIONS
 from .search import *
 from .practice import *
 from .download import *
 
 # %% auto #0
-__all__ = ['practice_dataset', 'OpenPhoto', 'PhotoBlock', 'check_dataset', 'bear_dataloaders', 'imagenet_head', 'init_head',
-           'bear_learner', 'Diagnosis', 'diagnose']
+__all__ = ['practice_dataset', 'OpenPhoto', 'PhotoBlock', 'class_counts', 'DatasetWarning', 'check_dataset', 'bear_dataloaders',
+           'FitCheck', 'imagenet_head', 'init_head', 'bear_learner', 'Diagnosis', 'diagnose']
 
 # %% ../nbs/03e_data.ipynb #ebe1e010
 def practice_dataset(
@@ -41,7 +42,11 @@ class OpenPhoto(Transform):
     def __init__(self,
         draft:int|None=None, # decode JPEGs smaller, both sides at least this many pixels; None: full size
     ): store_attr()
-    def encodes(self, src): return PILImage.create(open_image(src, draft=self.draft))
+    def encodes(self, src):
+        try: return PILImage.create(open_image(src, draft=self.draft))
+        except ImageError as e:
+            if not isinstance(src, (str, Path)): raise
+            raise type(e)(f"{src}: {e}") from None  # which file, when fastai opens it part-way through training
 
 # %% ../nbs/03e_data.ipynb #ff13a5ce
 def PhotoBlock(
@@ -50,31 +55,145 @@ def PhotoBlock(
     "fastai's `ImageBlock`, opening photos with `open_image`."
     return TransformBlock(type_tfms=OpenPhoto(draft), batch_tfms=IntToFloatTensor)
 
-# %% ../nbs/03e_data.ipynb #00044e83
-def check_dataset(
-    path, # a dataset folder: one sub-folder of photos per class
-    files=None, # its image files, if already listed
-)->L: # the class names
-    "The class names of the dataset at `path`, or a `DatasetError` saying what to fix."
-    path = Path(path)
-    files = ifnone(files, image_files(path))
+# %% ../nbs/03e_data.ipynb #e8fda1e8
+def _instead(
+    folder:Path, # a folder with no photos in it
+)->str: # '' or " (only 2 other files, e.g. 'notes.txt')"
+    "What `folder` holds instead of photos: files without a photo's extension, but for hidden ones and bearlab's."
+    def hidden(f): return any(p.startswith('.') for p in f.relative_to(folder).parts)
+    def other(f): return f.suffix.lower() not in _IMAGE_EXTENSIONS and f.name != MANIFEST and not hidden(f)
+    fs = [f for f in sorted(folder.rglob('*')) if f.is_file() and other(f)]
+    return f" (only {len(fs)} other file{'s'[:len(fs)>1]}, e.g. {fs[0].name!r})" if fs else ''
+
+# %% ../nbs/03e_data.ipynb #dce912dd
+def _check_layout(
+    path:Path, # a dataset folder
+    files:L, # its image files
+):
+    "A `DatasetError` when `files` can't be labelled by folder: none, some loose, or a name that can't be a label."
+    if not path.is_dir():
+        raise DatasetError(f"There is no folder at {path}: "
+                           "give the folder that holds a sub-folder of photos per class.")
     if not files:
-        raise DatasetError(f"There are no photos in {path}: put them in one sub-folder per class, e.g. "
-                           f"{path/'grizzly'}.")
+        raise DatasetError(f"There are no photos in {path}{_instead(path)}: put photos (.jpg, .png, ...) in one "
+                           f"sub-folder per class, e.g. {path/'grizzly'}.")
     loose = files.filter(lambda f: f.parent == path)
     if loose:
         raise DatasetError(f"{len(loose)} photos (e.g. {loose[0].name}) are directly in {path}, "
                            "not in a class folder: move them into a sub-folder named after their class.")
     labels = files.map(lambda f: f.parent.name)
-    bad = labels.filter(lambda l: not l.strip() or '..' in l or '/' in l or '\\' in l).unique()
+    bad = labels.filter(lambda l: not l.strip() or '..' in l or '/' in l or '\\' in l)
     if bad:
         raise DatasetError(f"Class folder name {bad[0]!r} can't be used as a label: "
                            "rename it to a plain name like 'grizzly'.")
-    classes = labels.unique().sorted()
-    if len(classes) < 2:
-        raise DatasetError(f"{path} has only one class ({classes[0]!r}): "
-                           "a classifier needs photos of at least two.")
-    return classes
+
+# %% ../nbs/03e_data.ipynb #ebf55731
+def class_counts(
+    path, # a dataset folder: one sub-folder of photos per class
+    files=None, # its image files, if already listed
+    splitter:StableSplitter|None=None, # the train/valid split; default `StableSplitter()`
+)->pd.DataFrame: # a row per class, empty class folders too: photos, train, valid
+    "How many photos each class has, and how many of them the split puts in training and in validation."
+    path, splitter = Path(path), ifnone(splitter, StableSplitter())
+    files = ifnone(files, image_files(path))
+    used = {f.relative_to(path).parts[0] for f in files if f.is_relative_to(path)}
+    dirs = [d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith('.')] if path.is_dir() else []
+    n = {d: [0, 0] for d in dirs if d not in used}  # class folders with no photo in them
+    for f in files: n.setdefault(f.parent.name, [0, 0])[splitter.is_valid(f)] += 1
+    df = pd.DataFrame.from_dict(n, orient='index', columns=['train', 'valid'], dtype=int)
+    df = df.assign(photos=df.train + df.valid)[['photos', 'train', 'valid']]
+    return df.sort_index().rename_axis('class')
+
+# %% ../nbs/03e_data.ipynb #9fe14b93
+class DatasetWarning(UserWarning): "A dataset that can train, but not as well as it could: what to change."
+
+# %% ../nbs/03e_data.ipynb #8b36a6a2
+def _warn(
+    message:str, # what to change, in words
+):
+    "A `DatasetWarning`, shown at the line of the learner's own code that led to it, not bearlab's or fastai's."
+    f, level = sys._getframe(1), 2
+    while f.f_back and f.f_globals.get('__name__', '').split('.')[0] in ('bearlab', 'fastai', 'fastcore'):
+        f, level = f.f_back, level + 1
+    warnings.warn(message, DatasetWarning, stacklevel=level)
+
+# %% ../nbs/03e_data.ipynb #1444b945
+def _photos(n:int)->str:
+    "'1 photo', '2 photos'."
+    return f"{n} photo{'' if n == 1 else 's'}"
+
+# %% ../nbs/03e_data.ipynb #a6ed7dc7
+def _split_problems(
+    have:pd.DataFrame, # `class_counts` of the classes with photos
+)->tuple: # (errors, warnings): sentences
+    "Classes the split leaves nothing to learn from (errors), or nothing to check with (warnings)."
+    errs, warns = [], []
+    for c, r in have.iterrows():
+        it = 'it is' if r.photos == 1 else 'all are'
+        need = (" A class needs at least 2 photos: one to train on and one to check the model with."
+                if r.photos < 2 else '')
+        if not r.train:
+            errs.append(f"The class {c!r} has {_photos(r.photos)}, and {it} in the validation set: "
+                        f"the model would have no {c} photo to learn from.{need} Add {c} photos.")
+        elif not r.valid:
+            warns.append(f"The class {c!r} has {_photos(r.photos)}, and {it} in the training set: none is left to "
+                         f"check the model with, so the error rate says nothing about {c}.{need} Add {c} photos.")
+    return errs, warns
+
+# %% ../nbs/03e_data.ipynb #0aafd405
+def _class_problems(
+    path:Path, # the dataset folder
+    counts:pd.DataFrame, # its `class_counts`
+    valid:bool=True, # whether training has a validation set
+)->tuple: # (errors, warnings): sentences
+    "What the classes' photos stop from training (errors), or make worse (warnings)."
+    have = counts[counts.photos > 0]
+    names, (errs, warns) = ', '.join(map(repr, have.index)), ([], [])
+    for c in counts.index[counts.photos == 0]:
+        warns.append(f"The class folder {c!r} has no photos{_instead(path/c)}, so it is left out: "
+                     f"the model will know only {names}. Put {c} photos in it, or remove it.")
+    if len(have) < 2:
+        errs.append(f"{path} has only one class, {names} ({_photos(have.photos.sum())}): "
+                    "a classifier needs photos of at least two classes, each in its own sub-folder.")
+    elif valid and not have.valid.sum():
+        errs.append(f"None of the {have.photos.sum()} photos falls in the validation set: "
+                    "add photos or raise valid_pct.")
+    elif valid:
+        e, w = _split_problems(have)
+        errs, warns = errs + e, warns + w
+    small, big = have.photos.idxmin(), have.photos.idxmax()
+    if have.photos[small] >= 2 and have.photos[big] >= 5*have.photos[small]:
+        warns.append(f"The classes are unbalanced: {big!r} has {have.photos[big]} photos and {small!r} "
+                     f"{have.photos[small]}, {have.photos[big]//have.photos[small]} times fewer, so the model will "
+                     f"lean towards saying {big!r}. Add {small} photos, or leave some {big} photos out.")
+    return errs, warns
+
+# %% ../nbs/03e_data.ipynb #00044e83
+def check_dataset(
+    path, # a dataset folder: one sub-folder of photos per class
+    files=None, # its image files, if already listed
+    splitter:StableSplitter|None=None, # the split training will use; default `StableSplitter()`
+)->L: # the class names
+    "The dataset's class names; a `DatasetError` for what can't train, a `DatasetWarning` for what trains worse."
+    path, splitter = Path(path), ifnone(splitter, StableSplitter())
+    files = ifnone(files, image_files(path))
+    _check_layout(path, files)
+    counts = class_counts(path, files, splitter)
+    errs, warns = _class_problems(path, counts, valid=splitter.valid_pct > 0)
+    for w in warns: _warn(w)
+    if errs: raise DatasetError(' '.join(errs))
+    return L(counts.index[counts.photos > 0].tolist())
+
+# %% ../nbs/03e_data.ipynb #8dd81c37
+def _batch_size(
+    bs:int, # the batch size asked for
+    n_train:int, # photos in the training set
+)->int:
+    "`bs`, or `n_train` when that is smaller: fastai trains on full batches only."
+    if bs <= n_train: return bs
+    _warn(f"The training set has {_photos(n_train)}, fewer than a batch ({bs}), and fastai trains on full "
+          f"batches only: using bs={n_train}, so that every photo trains in every epoch.")
+    return n_train
 
 # %% ../nbs/03e_data.ipynb #6a6c4de8
 @delegates(DataBlock.dataloaders)
@@ -82,25 +201,58 @@ def bear_dataloaders(
     path, # a dataset folder: one sub-folder of photos per class
     size:int=224, # side of the square images the model sees
     valid_pct:float=0.2, # fraction of photos held out for validation
-    bs:int=32, # batch size
+    bs:int=32, # batch size; the whole training set when that is smaller
     salt:str='bearlab', # the `StableSplitter`'s salt: change it for another stable split
     min_scale:float=0.5, # smallest fraction of a photo `RandomResizedCrop` keeps
     aug:bool=True, # add fastai's `aug_transforms` (flips, small rotations, zoom, lighting)
     **kwargs,
 )->DataLoaders:
     "fastbook's bear DataLoaders: labels from folder names, a stable split, random crops and augmentation."
-    path = Path(path)
+    path, splitter = Path(path), StableSplitter(valid_pct, salt)
     files = image_files(path)
-    check_dataset(path, files)
-    splitter = StableSplitter(valid_pct, salt)
-    if valid_pct and not splitter(files)[1]:
-        raise DatasetError(f"None of the {len(files)} photos falls in the validation set: "
-                           "add photos or raise valid_pct.")
+    check_dataset(path, files, splitter)
+    bs = _batch_size(bs, len(splitter(files)[0]))
     dblock = DataBlock(blocks=(PhotoBlock(draft=size), CategoryBlock), get_items=image_files,
                        splitter=splitter, get_y=parent_label,
                        item_tfms=RandomResizedCrop(size, min_scale=min_scale),
                        batch_tfms=aug_transforms() if aug else None)
-    return dblock.dataloaders(path, bs=bs, **kwargs)
+    try: return dblock.dataloaders(path, bs=bs, **kwargs)
+    except ImageError as e:  # fastai opens the first photo to set itself up
+        raise DatasetError(f"{e} `quarantine_images({str(path)!r})` moves every file that isn't a photo aside."
+                           ) from None
+
+# %% ../nbs/03e_data.ipynb #19d9102c
+def _no_batch(
+    dl:DataLoader, # a training DataLoader that gave no batch
+)->tuple: # (why, what to do), in words
+    "Why the training DataLoader `dl` gives no batch, and what to do about it."
+    n, bs = dl.n, dl.bs
+    if len(dl): return "the training DataLoader gave no batch", "look at what `learn.dls.train` gives"
+    if n < 2: return f"the training set has {_photos(n)}", "add photos, so that every class has some in training"
+    return (f"the training set has {n} photos and the batch size is {bs}, and fastai trains on full batches "
+            "only (`drop_last`)",
+            f"make the DataLoaders with `bs={n}` or less, or with `bear_dataloaders`, which picks one")
+
+# %% ../nbs/03e_data.ipynb #6da92b4b
+class FitCheck(Callback):
+    "Says before training when an epoch would take no step, and keeps each fit's numbers for `diagnose`."
+    order = Recorder.order + 1  # after the recorder has written the epoch's numbers
+    def __init__(self): self.metric_names, self.values, self.steps, self.fitting = [], [], 0, False
+    # `learn.export` pickles it as fastai's plain Callback, so the export loads where bearlab isn't installed
+    def __reduce__(self): return (Callback, ())
+    def before_fit(self):  # `predict`, `get_preds` and `validate` call it too, and train nothing
+        self.run, self.fitting = not hasattr(self.learn, 'lr_finder'), False
+    def before_train(self):
+        if self.fitting: return
+        self.fitting, self.values, self.steps = True, [], 0
+        if not len(self.dl):
+            why, todo = _no_batch(self.dl)
+            _warn(f"This fit will take no training step: {why}, so fastai will print `nan` for the "
+                  f"training loss and the model will stay as it is. To train, {todo}.")
+    def after_batch(self): self.steps += self.training
+    def after_epoch(self):
+        if not self.fitting: return
+        self.metric_names, self.values = list(self.recorder.metric_names), list(self.recorder.values)
 
 # %% ../nbs/03e_data.ipynb #da978a2a
 from . import models as _models
@@ -153,10 +305,15 @@ def _probe(X:np.ndarray, y:np.ndarray, n_out:int, C:float=1.0)->tuple:
 def _probe_accuracy(X:np.ndarray, y:np.ndarray, C:float=1.0)->float:
     "Out-of-fold accuracy of the linear probe: how well it does on photos it wasn't fitted to."
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
-    k = min(5, np.bincount(y).min())
-    if k < 2: return 0.
-    return float((cross_val_predict(LogisticRegression(C=C, max_iter=2000), X, y, cv=k) == y).mean())
+    from sklearn.model_selection import StratifiedKFold
+    n = np.bincount(y)
+    scored = np.flatnonzero(n[y] >= 2)  # a class's only photo can't be both fitted and scored: it is always fitted
+    if len(set(y[scored].tolist())) < 2: return 0.
+    hits = []
+    for _, te in StratifiedKFold(min(5, n[n >= 2].min())).split(X[scored], y[scored]):
+        fit, te = np.setdiff1d(np.arange(len(y)), scored[te]), scored[te]
+        hits.append(LogisticRegression(C=C, max_iter=2000).fit(X[fit], y[fit]).predict(X[te]) == y[te])
+    return float(np.concatenate(hits).mean())
 
 # %% ../nbs/03e_data.ipynb #f780910b
 def init_head(
@@ -202,7 +359,8 @@ def bear_learner(
     arch, loss = _arch(arch), LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else None
     linear = head == 'linear' and callable(arch)
     custom = _models.LinearHead(_models.body_features(arch), dls.c) if linear else None
-    learn = vision_learner(dls, arch, metrics=metrics, loss_func=loss, custom_head=custom, **kwargs)
+    cbs = L(kwargs.pop('cbs', None)) + ([] if FitCheck in defaults.callbacks else [FitCheck()])
+    learn = vision_learner(dls, arch, metrics=metrics, loss_func=loss, custom_head=custom, cbs=cbs, **kwargs)
     if custom is not None: learn.head_init = init_head(learn, head_init)['how']
     return learn
 
@@ -241,23 +399,42 @@ def _overfit(err)->int|None:
 
 # %% ../nbs/03e_data.ipynb #4c7a700f
 def _history(learn:Learner)->tuple:
-    "(training losses, validation losses, error rates or None) of the epochs in the learner's recorder."
-    names = [n for n in learn.recorder.metric_names if n not in ('epoch', 'time')]
-    values = [list(map(float, v)) for v in learn.recorder.values]
-    return [v[0] for v in values], [v[1] for v in values], _error_rates(names, values)
+    "(training losses, validation losses, error rates or None, training steps or None) of the learner's last fit."
+    fc = getattr(learn, 'fit_check', None)
+    rec = fc if isinstance(fc, FitCheck) and fc.values else learn.recorder
+    names = [n for n in getattr(rec, 'metric_names', []) if n not in ('epoch', 'time')]  # none before a fit
+    # rows of another length are `predict`'s or `validate`'s, in a recorder without `FitCheck`
+    rows = [v for v in getattr(rec, 'values', []) if len(v) == len(names)]
+    values = [[None if x is None else float(x) for x in v] for v in rows]
+    steps = fc.steps if rec is fc else None if len(learn.dls.train) else 0
+    return [v[0] for v in values], [v[1] for v in values], _error_rates(names, values), steps
+
+# %% ../nbs/03e_data.ipynb #a17d6aef
+def _too_high(tl:list, vl:list)->Diagnosis:
+    "The verdict on losses that exploded: to a big number, or past any number at all (nan, inf)."
+    bad = [i for i, l in enumerate(zip(tl, vl)) if not all(map(math.isfinite, l))]
+    how = (f"training diverged, and in epoch {bad[0]+1} the losses overflowed (training {tl[bad[0]]:.3g}, "
+           f"validation {vl[bad[0]]:.3g}; nan means 'not a number')" if bad else
+           f"the validation loss exploded (to {vl[-1]:.3g})")
+    return Diagnosis('lr_too_high', f"Learning rate too high: {how}. Start again with a new learner and a learning "
+                     "rate about 10 times smaller, or pick one with `learn.lr_find()`.")
 
 # %% ../nbs/03e_data.ipynb #5259d0fe
 def diagnose(
     learn:Learner, # a learner after `fit`, `fit_one_cycle` or `fine_tune`
 )->Diagnosis: # the problem, in the lesson's words, with what to try
-    "Which of lesson 2's four training problems the learner's last fit shows, if any."
-    tl, vl, err = _history(learn)
+    "Which of lesson 2's four training problems the learner's last fit shows, or why it can't show any."
+    tl, vl, err, steps = _history(learn)
     if not vl: return Diagnosis('none', "Nothing to diagnose yet: train first, e.g. `learn.fine_tune(1)`.")
-    if _exploded(tl, vl, learn.dls.c):
-        return Diagnosis('lr_too_high',
-            f"Learning rate too high: the validation loss exploded (to {vl[-1]:.3g}). "
-            "Start again with a new learner and a learning rate about 10 times smaller, "
-            "or pick one with `learn.lr_find()`.")
+    if steps == 0:
+        why, todo = _no_batch(learn.dls.train)
+        return Diagnosis('no_steps', f"No training step was taken: {why}, so no epoch had a batch to train on. "
+                         f"That is what the `nan` training loss means; the model is as it was. To train, {todo}.")
+    if None in vl:
+        return Diagnosis('no_validation', "There is no validation set, so nothing shows how the model does on "
+                         "photos it hasn't trained on, and none of the lesson's four problems can be seen. "
+                         "Make the DataLoaders with one, e.g. `bear_dataloaders(path, valid_pct=0.2)`.")
+    if _exploded(tl, vl, learn.dls.c): return _too_high(tl, vl)
     if _not_learning(vl, learn.dls.c):
         guess = math.log(max(learn.dls.c, 2))
         return Diagnosis('lr_too_low',

@@ -230,3 +230,145 @@ def test_image_files_knows_fastais_extensions():
     from bearlab.files import _IMAGE_EXTENSIONS
     from fastai.data.transforms import image_extensions
     assert _IMAGE_EXTENSIONS == image_extensions
+
+# Issue 25: small datasets, what `diagnose` says about them, and the dataset checked in words before training
+
+def _warned(f):
+    "What `f` returns, and the messages of the `DatasetWarning`s it gives."
+    import warnings
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        res = f()
+    return res, [str(w.message) for w in ws if w.category is DatasetWarning]
+
+def _keep(folder, *valid):
+    "Delete the photos of `folder` but one for each of `valid`: True, one the split puts in validation; False, in training."
+    sp, fs = StableSplitter(), image_files(folder)
+    kept = [next(f for f in fs if sp.is_valid(f) == v) for v in valid]
+    for f in fs:
+        if f not in kept: f.unlink()
+
+def _fit(dls, *args, **kwargs):
+    "A `bear_learner` on `dls` after `fit(*args)`, quietly."
+    learn = bear_learner(dls, **kwargs)
+    with learn.no_bar(), learn.no_logging(): learn.fit(*args)
+    return learn
+
+def _small(tmp_path, name, counts:dict):
+    "A practice dataset of counts[class] photos a class (0: an empty folder; a tuple: a photo for each of its `valid`)."
+    for c, n in counts.items():
+        practice_dataset(tmp_path/name, classes=(c,), n=20 if isinstance(n, tuple) else n, size=64)
+        if isinstance(n, tuple): _keep(tmp_path/name/c, *n)
+    return tmp_path/name
+
+def test_small_datasets_take_a_step_every_epoch(tmp_path):
+    "The issue's table: at the default batch size, every dataset with a training photo per class trains, and says how."
+    import math
+    for counts, words in [(dict(grizzly=5, black=5, teddy=5), []), (dict(grizzly=10, black=10, teddy=10), []),
+                          (dict(grizzly=20, black=20, teddy=0), ["The class folder 'teddy' has no photos"]),
+                          (dict(grizzly=20, black=20, teddy=(False,)),
+                           ["The class 'teddy' has 1 photo, and it is in the training set"])]:
+        ds = _small(tmp_path, '_'.join(map(str, counts.values())), counts)
+        dls, said = _warned(lambda: bear_dataloaders(ds, size=64, num_workers=0))
+        n = len(dls.train_ds)
+        assert n >= 2 and len(dls.train) >= 1 and dls.train.bs == min(32, n), counts
+        assert all(any(s.startswith(w) for s in said) for w in words), said
+        assert (f"The training set has {n} photos, fewer than a batch (32)" in ' '.join(said)) == (n < 32)
+        learn = _fit(dls, 1)
+        assert learn.fit_check.steps == len(dls.train) and math.isfinite(learn.fit_check.values[-1][0])
+        assert diagnose(learn).problem not in ('no_steps', 'lr_too_high', 'no_validation')
+
+def test_a_class_with_no_photo_to_learn_from_is_an_error(tmp_path):
+    "A class whose only photo falls in validation can't be learnt: the error names it, with how many it has and needs."
+    ds = _small(tmp_path, 'ds', dict(grizzly=20, black=20, teddy=(True,)))
+    with pytest.raises(DatasetError, match=r"The class 'teddy' has 1 photo, and it is in the validation set.*"
+                                           r"needs at least 2 photos"):
+        bear_dataloaders(ds, size=64)
+
+def test_dataset_problems_in_words(tmp_path):
+    "Bad input: each a sentence before any training, never a traceback from inside fastai."
+    (tmp_path/'notes'/'grizzly').mkdir(parents=True); (tmp_path/'notes'/'grizzly'/'urls.txt').write_text('x')
+    pages = tmp_path/'pages'
+    for c in ('grizzly', 'black'):
+        (pages/c).mkdir(parents=True)
+        for i in range(10): (pages/c/f'{i}.jpg').write_text(f'<html>{c} {i}</html>')
+    lop = _small(tmp_path, 'lop', dict(grizzly=20, black=(True, False)))
+    for path, words in [(tmp_path/'nowhere', 'There is no folder at'),
+                        (tmp_path/'notes', "There are no photos in .*only 1 other file, e.g. 'urls.txt'"),
+                        (_small(tmp_path, 'one', dict(grizzly=1)), r"only one class, 'grizzly' \(1 photo\)"),
+                        (_small(tmp_path, 'single', dict(grizzly=12)), r"only one class, 'grizzly' \(12 photos\)"),
+                        (pages, "0.jpg: This file is not a photo bearlab can read.*quarantine_images")]:
+        with pytest.raises(DatasetError, match=words): _warned(lambda: bear_dataloaders(path, size=64, num_workers=0))
+    said = _warned(lambda: check_dataset(lop))[1]
+    assert said == ["The classes are unbalanced: 'grizzly' has 20 photos and 'black' 2, 10 times fewer, so the model "
+                    "will lean towards saying 'grizzly'. Add black photos, or leave some grizzly photos out."]
+    c = class_counts(lop)
+    assert c.loc['black'].tolist() == [2, 1, 1] and c.photos.sum() == 22
+
+def test_class_names_with_spaces_and_unicode_train(tmp_path):
+    ds = practice_dataset(tmp_path/'ds', classes=('polar bear', 'ours brun', '北极熊'), n=12, size=64)
+    dls = _warned(lambda: bear_dataloaders(ds, size=64, num_workers=0))[0]
+    assert list(dls.vocab) == ['ours brun', 'polar bear', '北极熊']
+    learn = _fit(dls, 1)
+    with learn.no_bar(): assert learn.predict(ds/'北极熊'/'000.jpg')[0] in dls.vocab
+    assert learn.fit_check.steps >= 1
+
+def _fastai_dls(path, **kwargs):
+    from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, get_image_files, RandomSplitter, parent_label, Resize
+    return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, splitter=RandomSplitter(seed=0),
+                     get_y=parent_label, item_tfms=Resize(64)).dataloaders(path, num_workers=0, **kwargs)
+
+def test_diagnose_real_runs_with_known_causes(tmp_path):
+    "Each verdict on a run spoilt on purpose: no step, no validation set, a learning rate far too high or too low."
+    from fastai.vision.all import vision_learner, error_rate
+    from bearlab.models import efficientnet_lite0
+    ds = practice_dataset(tmp_path/'ds', n=10, size=64)
+    # fastai's DataBlock batches 64: 24 training photos take no step, with or without `FitCheck`
+    nostep = _fastai_dls(ds)
+    learn, said = _warned(lambda: _fit(nostep, 1))
+    assert said and said[0].startswith('This fit will take no training step: the training set has 24 photos and the '
+                                       'batch size is 64')
+    d = diagnose(learn)
+    assert d.problem == 'no_steps' and 'make the DataLoaders with `bs=24` or less' in d
+    learn = vision_learner(nostep, efficientnet_lite0, metrics=error_rate)
+    learn.remove_cb(FitCheck)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert diagnose(learn).problem == 'no_steps'
+    dls = _warned(lambda: bear_dataloaders(ds, size=64, bs=8, num_workers=0))[0]
+    assert diagnose(_fit(dls, 2, 10., head='fastai')).startswith('Learning rate too high: the validation loss exploded')
+    d = diagnose(_fit(dls, 2, 1e6, head='fastai'))
+    assert d.problem == 'lr_too_high' and 'the losses overflowed' in d and 'nan' in d
+    learn = bear_learner(dls, head='fastai')
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune(2, 1e-7)
+    assert diagnose(learn).problem == 'lr_too_low'
+    novalid = _warned(lambda: bear_dataloaders(ds, size=64, bs=8, valid_pct=0, num_workers=0))[0]
+    assert diagnose(_fit(novalid, 1)).problem == 'no_validation'
+    assert diagnose(bear_learner(dls)).startswith('Nothing to diagnose yet')
+
+def test_diagnose_reads_the_fit_after_predict_and_lr_find(tmp_path):
+    "fastai's recorder is replaced by `predict`, `validate` and `lr_find`; `diagnose` still reads the last fit."
+    ds = practice_dataset(tmp_path/'ds', n=10, size=64)
+    dls = _warned(lambda: bear_dataloaders(ds, size=64, bs=8, num_workers=0))[0]
+    learn = _fit(dls, 2, 10., head='fastai')
+    before = diagnose(learn)
+    with learn.no_bar(), learn.no_logging():
+        learn.predict(ds/'black'/'000.jpg'); learn.validate(); learn.lr_find(num_it=5, show_plot=False)
+    assert diagnose(learn) == before and before.problem == 'lr_too_high'
+
+def test_fit_check_changes_nothing_else(tmp_path):
+    "Seeded fits give the same numbers with `FitCheck` and without, and an export pickles no bearlab callback."
+    import pickle
+    from fastai.vision.all import vision_learner, set_seed, Callback
+    from bearlab.models import efficientnet_lite0
+    ds = practice_dataset(tmp_path/'ds', n=8, size=64)
+    def run(check):
+        set_seed(0)
+        learn = vision_learner(_fastai_dls(ds, bs=4), efficientnet_lite0, cbs=FitCheck() if check else None)
+        if not check: learn.remove_cb(FitCheck)  # where `bearlab.all` was imported, fastai adds it too
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+        return learn
+    a, b = run(True), run(False)
+    assert a.recorder.values == b.recorder.values and a.fit_check.steps == len(a.dls.train) > 0
+    assert type(pickle.loads(pickle.dumps(a.fit_check))) is Callback
+    a.export(tmp_path/'export.pkl')
+    assert b'FitCheck' not in (tmp_path/'export.pkl').read_bytes()
