@@ -4,7 +4,7 @@ PY := .venv/bin/python
 PORT ?= 8866
 MODEL ?=
 
-.PHONY: app test sync readme docs docs-tool bench serve lab clean-venv learner-env
+.PHONY: app test sync readme docs docs-tool bench serve lab clean-venv learner-env web-runtime
 
 # Debian packages, installed as root or through sudo: $(call apt,package)
 apt = if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(1); \
@@ -98,6 +98,21 @@ test: .venv/.installed-dev .venv-nbdev/.installed /usr/bin/chromium /usr/bin/pan
 # then the quick tests and the book's tutorial there. .ci/run runs it after `make test`.
 learner-env:
 	bash tools/learner_env.sh
+
+ORT_WEB := 1.31.1
+ORT_DIR := bearlab/webpage/ort
+
+# ONNX Runtime Web, which `bearlab export-web` ships in every site: only the two files the page loads (the plain
+# WebAssembly backend, its JavaScript glue bundled in), from npm at the version bearlab.web.ORT_WEB pins. The npm
+# package carries no license file: $(ORT_DIR)/LICENSE (MIT, Microsoft) is kept in git, and checked against package.json.
+web-runtime:
+	@command -v npm >/dev/null || { echo "make web-runtime needs npm: install Node.js (Debian: apt-get install npm)."; exit 1; }
+	@grep -q "ORT_WEB = '$(ORT_WEB)'" bearlab/web.py || { echo "bearlab/web.py pins another ORT_WEB than $(ORT_WEB)."; exit 1; }
+	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  (cd $$tmp && npm pack --silent onnxruntime-web@$(ORT_WEB) >/dev/null && tar xzf onnxruntime-web-$(ORT_WEB).tgz) && \
+	  grep -q '"license": "MIT"' $$tmp/package/package.json && \
+	  cp $$tmp/package/dist/ort.wasm.bundle.min.mjs $$tmp/package/dist/ort-wasm-simd-threaded.wasm $(ORT_DIR)/
+	@ls -l $(ORT_DIR)
 
 bench: .venv/.installed-dev
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
