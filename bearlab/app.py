@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_webapp.ipynb #5b82aae8
 from __future__ import annotations
-import hashlib, html, io, json, os, traceback, sys
+import hashlib, html, io, json, os, time, traceback, sys
 from datetime import datetime, timezone
 from pathlib import Path
 import anywidget, traitlets
@@ -15,6 +15,7 @@ from .images import (
     BearlabError, MAX_UPLOAD_BYTES, PHOTO_FORMATS, NOT_A_BEAR, format_ext, label_folder, photo_bytes, thumbnail)
 _all_ = ['NOT_A_BEAR']
 from .inference import Classifier, Prediction
+from .monitor import Rollout, photo_facts, rollout_from_env
 
 # %% auto #0
 __all__ = ['FEEDBACK_JOURNAL', 'prob_bars', 'answer_html', 'PhotoPicker', 'BearApp', 'keep_flagged', 'app_from_env', 'NOT_A_BEAR']
@@ -167,10 +168,12 @@ class BearApp:
         preview_size:int=384, # longest side of the photo shown back, in pixels
         feedback_dir:str|Path|None=None, # keep the photos people flag as wrong here; None: nothing is kept
         max_bytes:int=MAX_UPLOAD_BYTES, # the largest photo taken in
+        rollout:Rollout|None=None, # the models that answer, and the log (`bearlab.monitor`); None: unlogged
     ):
         self.classifier, self.preview_size, self.max_bytes = (
             classifier or Classifier.default(), preview_size, max_bytes)
         self.feedback_dir, self.last = Path(feedback_dir) if feedback_dir else None, None
+        self.rollout, self.row = rollout or Rollout(self.classifier, source='app'), None
         self.upload = PhotoPicker(self.classify, self._refuse, self._start, max_bytes=max_bytes)
         accepts = (f'A photo ({PHOTO_FORMATS}) up to {max_bytes/1e6:.0f} MB. '
                    'On a phone you can take one with the camera.')
@@ -216,10 +219,13 @@ def classify(self:BearApp,
     data, # the photo: bytes, a memoryview or a path
     name:str='your photo', # its file name, for messages
 )->Prediction|None: # None when the photo couldn't be read
-    "Classify the photo `data` (bytes or a path) and show the result, or a readable error."
+    "Classify the photo `data` (bytes or a path) and show the result, or a readable error; log it if there's a log."
     try:
-        img = self.classifier.read(data)
-        pred = self.classifier.predict(img)
+        t0, data = time.perf_counter(), photo_bytes(data)
+        facts = photo_facts(data)
+        clf, role = self.rollout.choose(facts['photo']) # the main model, or a canary for its share of photos
+        img = clf.read(data)
+        pred = clf.predict(img)
     except BearlabError as e: return self.show_error(f'{name}: {e}')
     except Exception as e:
         traceback.print_exc(file=sys.stderr)
@@ -230,7 +236,9 @@ def classify(self:BearApp,
     # a small photo at its own size
     self.preview.width = str(round(img.width*min(1, self.preview_size/max(img.size))))
     self.answer.value, self.bars.value = answer_html(pred), prob_bars(pred)
-    if self.feedback_dir: self._ask_feedback(photo_bytes(data), pred)
+    if self.feedback_dir: self._ask_feedback(data, pred)
+    self.row = self.rollout.record(pred, clf, role, facts, (time.perf_counter() - t0)*1000)
+    self.rollout.compare_later(data, None, clf, pred, self.row, role) # in the background, after the answer shows
     return pred
 
 # %% ../nbs/07_webapp.ipynb #6d01f8a5
@@ -305,6 +313,7 @@ def flag(self:BearApp,
     if not (self.feedback_dir and self.last and label): return None
     data, pred = self.last
     dst = keep_flagged(self.feedback_dir, data, label, pred)
+    self.rollout.flag(self.row, label)
     self.flagged.value, self.flag_button.disabled = f'Thanks! Kept as “{html.escape(label)}”.', True
     return dst
 
@@ -313,11 +322,13 @@ def app_from_env(
     var:str='BEARLAB_MODEL', # the environment variable holding the model's path
     feedback_var:str='BEARLAB_FEEDBACK', # the environment variable holding the feedback folder, if any
 )->BearApp|widgets.HTML: # the app, or the error that kept it from starting
-    "The app on `$BEARLAB_MODEL`'s model (or the default), keeping flags in `$BEARLAB_FEEDBACK` if set."
+    ("The app on `$BEARLAB_MODEL`'s model (or the default), keeping flags in `$BEARLAB_FEEDBACK` if set, "
+     "and the log, shadow and canary of `bearlab.monitor.rollout_env`'s variables.")
     path = os.environ.get(var)
     try:
-        return BearApp(Classifier.load(path) if path else None,
-                       feedback_dir=os.environ.get(feedback_var) or None)
+        clf = Classifier.load(path) if path else Classifier.default()
+        feedback = os.environ.get(feedback_var) or None
+        return BearApp(clf, feedback_dir=feedback, rollout=rollout_from_env(clf, 'app'))
     except BearlabError as e:
         return widgets.HTML(
             f'<p style="color:#b00020">Can\'t start the app: {html.escape(str(e))}</p>',

@@ -50,10 +50,13 @@ def app_env(
     model:str|None=None, # `--model`: a model's path, or None for the built-in one
     feedback:str|None=None, # `--feedback`: the folder for photos flagged as wrong, or None to keep nothing
     environ:dict|None=None, # the environment to start from (default: this process's)
+    **rollout, # `bearlab.monitor.rollout_env`'s settings: `log`, `log_days`, `shadow`, `canary`, `canary_share`
 )->dict: # the environment for Voila's kernel
-    "The environment that tells the app notebook its model and its feedback folder."
+    "The environment that tells the app notebook its model, its feedback folder and its log, shadow or canary."
+    from bearlab.monitor import ROLLOUT_ENV, rollout_env
     env = dict(os.environ if environ is None else environ)
     env.pop('BEARLAB_FEEDBACK', None) # feedback is on only when asked for on this command line
+    for k in ROLLOUT_ENV.values(): env.pop(k, None) # and so are the log, the shadow and the canary
     if model:
         from bearlab.inference import model_path
         env['BEARLAB_MODEL'] = str(model_path(model))
@@ -61,6 +64,7 @@ def app_env(
         path = Path(feedback).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         env['BEARLAB_FEEDBACK'] = str(path)
+    env.update(rollout_env(env.get('BEARLAB_MODEL'), **rollout))
     return env
 
 # %% ../nbs/08_cli.ipynb #740ffbaa
@@ -74,7 +78,7 @@ def _say_built_in(model:str|None):
 def _app(args):
     from bearlab.inference import model_path
     _say_built_in(args.model)
-    env = app_env(model_path(args.model), args.feedback)
+    env = app_env(model_path(args.model), args.feedback, **_rollout(args))
     kept = f"; photos flagged as wrong are kept in {env['BEARLAB_FEEDBACK']}" if args.feedback else ''
     print(f"bearlab app: http://{args.host}:{args.port}  "
           f"(model: {args.model or 'ImageNet bears, built in'}{kept}; Ctrl-C stops it)", flush=True)
@@ -84,7 +88,8 @@ def _app(args):
 # %% ../nbs/08_cli.ipynb #125c1716
 def _serve(args):
     from bearlab.serve import serve
-    serve(model=args.model, host=args.host, port=args.port, workers=args.workers)
+    serve(model=args.model, host=args.host, port=args.port, workers=args.workers,
+          max_per_address=args.max_per_address, **_rollout(args))
 
 # %% ../nbs/08_cli.ipynb #731b2899
 def _export_web(args):
@@ -101,6 +106,29 @@ def _export_web(args):
 def _preview(args):
     from bearlab.web import preview
     preview(args.out, args.port, args.host, args.isolate)
+
+# %% ../nbs/08_cli.ipynb #b01005ec
+def _rollout_args(p:argparse.ArgumentParser):
+    "`app`'s and `serve`'s arguments for after launch: a log of every answer, a shadow, a canary."
+    p.add_argument('--log', metavar='DIR', help='keep a log of every answer in DIR (no photos); `bearlab report DIR` reads it')
+    p.add_argument('--log-days', type=float, default=30, metavar='DAYS', help='delete log rows older than DAYS (default: 30)')
+    p.add_argument('--shadow', metavar='MODEL',
+                   help='a second model that answers every photo after the answer is sent, in the log only')
+    p.add_argument('--canary', metavar='MODEL',
+                   help="a model that answers a share of the photos (by each photo's hash) instead of --model")
+    p.add_argument('--canary-share', type=float, default=0.1, metavar='SHARE',
+                   help='the share of photos the canary answers (default: 0.1)')
+
+# %% ../nbs/08_cli.ipynb #56453ede
+def _rollout(args)->dict:
+    "The after-launch settings of `app` or `serve`, as `rollout_env` and `serve` take them."
+    return dict(log=args.log, log_days=args.log_days, shadow=args.shadow, canary=args.canary,
+                canary_share=args.canary_share)
+
+# %% ../nbs/08_cli.ipynb #ddce7843
+def _report(args):
+    from bearlab.report import report
+    print(f"bearlab report: {report(args.dir, args.out, args.feedback, args.window)}", flush=True)
 
 # %% ../nbs/08_cli.ipynb #5518cf15
 def parser()->argparse.ArgumentParser:
@@ -123,7 +151,16 @@ def parser()->argparse.ArgumentParser:
     s.add_argument('--host', default='127.0.0.1')
     s.add_argument('--port', type=int, default=8000)
     s.add_argument('--workers', type=int, default=1)
+    s.add_argument('--max-per-address', type=int, default=32, metavar='N',
+                   help='connections one client address may hold (0: no cap, behind a reverse proxy)')
     s.set_defaults(func=_serve)
+    for x in (a, s): _rollout_args(x)
+    r = sub.add_parser('report', help='write the after-launch report of a prediction log as one HTML page')
+    r.add_argument('dir', help='the folder given to --log')
+    r.add_argument('--out', metavar='FILE', help='the page to write (default: DIR/report.html)')
+    r.add_argument('--feedback', metavar='DIR', help="the app's feedback folder, for thumbnails of flagged photos")
+    r.add_argument('--window', default='1h', help='drift window: 30m, 1h, 1d (default: 1h)')
+    r.set_defaults(func=_report)
     w = sub.add_parser('export-web', help="write a static web page that classifies photos on the visitor's device")
     w.add_argument('out', metavar='OUT', help='the folder to write: new, empty, or an earlier export (replaced)')
     w.add_argument('--model',

@@ -14,6 +14,7 @@ from fastcore.basics import patch
 from .images import BearlabError, open_image, MAX_PIXELS
 from . import runtime as rt
 from .runtime import ModelLoadError, OnnxModel
+from .drift import FeatureReference, DomainReference, DriftError
 _all_ = ['ModelLoadError']
 
 # %% auto #0
@@ -241,6 +242,7 @@ class Prediction:
     probs:dict # class → probability, highest first, summing to 1
     in_domain:bool=True # False when the photo doesn't look like anything the model was trained on
     looks_like:str|None=None # what a general ImageNet model sees instead, when out of domain
+    distance:float|None=field(default=None, compare=False) # from the training photos; over 1: far
     @property
     def prob(self)->float:
         "The probability of `label`."
@@ -273,6 +275,7 @@ class Classifier:
         arch:str|None=None, # the architecture's name in `ARCHS`, needed to save a bundle
         runtime:str='onnx', # 'onnx' (ONNX Runtime if the model exports, else torch, saying why) or 'torch'
         domain_top:int=5, # a photo is in domain when one of `domain` is among its this many likeliest outputs
+        reference:FeatureReference|DomainReference|None=None, # the training photos, for drift; None: `domain`'s
     ):
         onnx = isinstance(model, OnnxModel)
         self.model, self._runner = (None, model) if onnx else (model.eval(), None)
@@ -285,6 +288,7 @@ class Classifier:
             raise ValueError(f"domain_top is how many of the likeliest outputs may hold a `domain` one: "
                              f"a whole number from 1, not {domain_top!r}")
         self.max_pixels, self.source, self.arch, self.domain_top = max_pixels, source, arch, domain_top
+        self.reference = reference if reference is not None or domain is None else DomainReference()
     def __repr__(self):
         return f"Classifier({self.source or type(self.model).__name__}: {', '.join(self.vocab)})"
 
@@ -330,7 +334,7 @@ def forward(self:Classifier,
 
 # %% ../nbs/02_inference.ipynb #9d222e3c
 @patch
-def _read(self:Classifier, logits:np.ndarray)->Prediction:
+def _read(self:Classifier, logits:np.ndarray, distance:float|None=None)->Prediction:
     sub = (logits if self.outputs is None else logits[self.outputs]).astype(np.float64)
     e = np.exp(sub - sub.max())
     probs = (e / e.sum()).tolist()
@@ -341,17 +345,20 @@ def _read(self:Classifier, logits:np.ndarray)->Prediction:
         # fewer than `domain_top` outputs beat the likeliest of `domain` (ties count for it)
         in_domain = int((logits > logits[self.domain].max()).sum()) < self.domain_top
         if not in_domain and self.output_names: looks_like = self.output_names[int(logits.argmax())]
-    return Prediction(label, {self.vocab[i]:probs[i] for i in order}, in_domain, looks_like)
+    return Prediction(label, {self.vocab[i]:probs[i] for i in order}, in_domain, looks_like, distance)
 
 # %% ../nbs/02_inference.ipynb #464a8764
 @patch
 def predict_arrays(self:Classifier,
     xs:list|np.ndarray, # the model's inputs, as `Classifier.array` makes them, or them stacked (N×3×H×W)
 )->list:
-    "A `Prediction` for each prepared input in `xs`, in one forward pass."
+    "A `Prediction` for each prepared input in `xs`, in one forward pass; with its `distance` if there's a reference."
     if not len(xs): return []
-    return [self._read(l) for l in self.forward(xs if isinstance(xs, np.ndarray) else np.stack(xs))]
-
+    logits, feats = self.runner.run(xs if isinstance(xs, np.ndarray) else np.stack(xs))
+    dist = [None]*len(logits)
+    if feats is not None and isinstance(self.reference, FeatureReference):
+        dist = self.reference.distances(feats).tolist()
+    return [self._read(l, d) for l, d in zip(logits, dist)]
 
 # %% ../nbs/02_inference.ipynb #1e68c645
 @patch
@@ -371,6 +378,35 @@ def predict(self:Classifier,
 )->Prediction:
     "What the model says about one photo: bytes, a path, a file object or a PIL image."
     return self.predict_batch([src])[0]
+
+# %% ../nbs/02_inference.ipynb #72ef1a3f
+@patch
+def features(self:Classifier,
+    srcs:list, # photos: bytes, paths, file objects or PIL images
+    bs:int=32, # photos per forward pass
+)->np.ndarray: # one row of features per photo
+    "What the model's last layer reads for each photo of `srcs`; a `DriftError` for a model without them."
+    out = []
+    for i in range(0, len(srcs), bs):
+        x = np.stack([self.array(s) for s in srcs[i:i+bs]])
+        feats = self.runner.run(x)[1]
+        if feats is None: raise DriftError(f"{self} gives no features (it has no last `Linear` layer, or its "
+                                           "model.onnx is from before bundles had them): export it again.")
+        out.append(feats)
+    return np.concatenate(out)
+
+# %% ../nbs/02_inference.ipynb #72eb606f
+@patch
+def fit_reference(self:Classifier,
+    srcs:list, # the training photos (at least 20): bytes, paths, file objects or PIL images
+    max_photos:int=1000, # use at most this many, chosen at random (seeded)
+)->FeatureReference:
+    "Summarise the features of the training photos `srcs` as this classifier's `reference`, for drift."
+    srcs = list(srcs)
+    if len(srcs) > max_photos:
+        srcs = [srcs[i] for i in np.random.default_rng(0).permutation(len(srcs))[:max_photos]]
+    self.reference = FeatureReference.fit(self.features(srcs))
+    return self.reference
 
 # %% ../nbs/02_inference.ipynb #3f6581ab
 BEAR_DOMAIN = [294, 295, 296, 297, 850] # brown, American black, ice, sloth and teddy bears
@@ -476,6 +512,15 @@ def _save_onnx(self:Classifier, path:Path)->str|None:
     shutil.copyfile(self.runner.path, f)
     return f.name
 
+# %% ../nbs/02_inference.ipynb #fa86bb60
+@patch
+def _save_reference(self:Classifier, path:Path)->str|dict|None:
+    "Write the drift reference into the bundle folder `path`: its entry for `bundle.json`."
+    f = path/'reference.npz'
+    f.unlink(missing_ok=True) # an earlier save's, of another model
+    if isinstance(self.reference, FeatureReference): return self.reference.save(f).name
+    if isinstance(self.reference, DomainReference): return {'kind': 'domain', 'expected': self.reference.expected}
+
 # %% ../nbs/02_inference.ipynb #28d97b37
 @patch
 def save(self:Classifier,
@@ -501,7 +546,7 @@ def save(self:Classifier,
                 n_out=len(self.vocab) if self.outputs is None else None, n_logits=n_logits,
                 onnx=self._save_onnx(path), vocab=self.vocab, preprocess=asdict(self.pre),
                 outputs=self.outputs, domain=self.domain, domain_top=self.domain_top, output_names=self.output_names,
-                source=self.source, versions=_versions())
+                source=self.source, versions=_versions(), reference=self._save_reference(path))
     (path/'bundle.json').write_text(json.dumps(meta, indent=1))
     return path
 
@@ -509,9 +554,13 @@ def save(self:Classifier,
 def export_bundle(
     learn, # a trained fastai vision `Learner`
     path, # the folder to write
+    reference:bool=True, # summarise the training photos' features too, for drift (needs 20 photos or more)
 )->Path:
     "Export `learn` as a bundle (ONNX, safetensors and JSON) that `Classifier.load` reads without pickle."
-    return Classifier.from_learner(learn).save(path)
+    clf = Classifier.from_learner(learn)
+    items = list(getattr(learn.dls.train_ds, 'items', []))
+    if reference and len(items) >= 20: clf.fit_reference(items)
+    return clf.save(path)
 
 # %% ../nbs/02_inference.ipynb #9c83723e
 def _build(meta:dict)->torch.nn.Module:
@@ -571,6 +620,15 @@ def _read_meta(path:Path)->dict:
         raise ModelLoadError(f"{path/'bundle.json'} is not a bearlab bundle.")
     return meta
 
+# %% ../nbs/02_inference.ipynb #e8b2344f
+def _load_reference(path:Path, meta:dict)->FeatureReference|DomainReference|None:
+    "The bundle's drift reference, as `bundle.json` names it."
+    ref = meta.get('reference')
+    if isinstance(ref, dict): return DomainReference(ref.get('expected', 31/413))
+    if ref is None: return None
+    try: return FeatureReference.load(path/ref)
+    except DriftError as e: raise ModelLoadError(str(e)) from None
+
 # %% ../nbs/02_inference.ipynb #8261c2b6
 def _invalid(path:Path, e:Exception)->ModelLoadError:
     "The `ModelLoadError` for a `bundle.json` whose entry is missing or wrong (`e`)."
@@ -589,9 +647,8 @@ def _load_bundle(path:Path)->Classifier:
         _check_fits(path, meta, model, pre)
     else: model = _torch_model(path, meta) # a bundle from before bundles carried model.onnx
     try: return Classifier(model, vocab, pre, outputs, domain, names, source=meta.get('source') or str(path),
-                           arch=arch, domain_top=meta.get('domain_top', 5))
+                           arch=arch, domain_top=meta.get('domain_top', 5), reference=_load_reference(path, meta))
     except ValueError as e: raise _invalid(path, e) from None
-
 
 # %% ../nbs/02_inference.ipynb #500ab5cd
 @patch(cls_method=True)
@@ -612,7 +669,8 @@ def default_bundle(
 )->Path: # the bundle's folder, for `Classifier.load` or `--model`
     "`Classifier.default()` as a bundle in bearlab's cache, written once: servers load it without torch."
     from bearlab import __version__
-    path = Path(cache or rt.cache_root()/'bundles')/f'imagenet-bears-lite0-{__version__}'
+    # named for bearlab's version and its export format: a newer one writes its own
+    path = Path(cache or rt.cache_root()/'bundles')/f'imagenet-bears-lite0-{__version__}-onnx{rt._FORMAT}'
     if (path/'bundle.json').is_file(): return path
     tmp = path.with_name(f'.{path.name}.{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True) # our own leftover from a crash, never a user's file

@@ -13,7 +13,8 @@ from .images import BearlabError
 
 # %% auto #0
 __all__ = ['THREADS_ENV', 'OPSET', 'ModelLoadError', 'OnnxExportError', 'cache_root', 'threads', 'onnx_session', 'OnnxModel',
-           'model_hash', 'export_onnx', 'check_export', 'onnx_model', 'TorchModel', 'runner']
+           'model_hash', 'last_linear', 'with_features', 'export_onnx', 'check_export', 'onnx_model', 'TorchModel',
+           'runner']
 
 # %% ../nbs/01b_runtime.ipynb #f88219b9
 class ModelLoadError(BearlabError): "A model file bearlab can't load."
@@ -82,18 +83,24 @@ class OnnxModel:
         self.path, self.session = Path(path), onnx_session(path, n_threads)
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name, self.input_shape, self.output_shape = inp.name, inp.shape, out.shape
+        self.has_features = [o.name for o in self.session.get_outputs()][1:2] == ['features']
     @property
     def n_out(self)->int|None:
         "How many outputs the model gives per photo (None if the file doesn't say)."
         n = self.output_shape[-1]
         return n if isinstance(n, int) else None
-    def __call__(self, x:np.ndarray)->np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})[0]
+    def run(self,
+        x:np.ndarray, # a batch of preprocessed photos, N×3×H×W float32
+    )->tuple: # (N × outputs logits, N × features or None)
+        "The logits for the batch `x`, and the features the last layer read (None: an export without them)."
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})
+        return out[0], (out[1] if self.has_features else None)
+    def __call__(self, x:np.ndarray)->np.ndarray: return self.run(x)[0]
     def __repr__(self): return f"OnnxModel({self.path.name}: {self.input_shape} → {self.output_shape})"
 
 # %% ../nbs/01b_runtime.ipynb #79e6d776
 OPSET = 17 # the ONNX operator set bearlab exports with: run by every onnxruntime since 1.14 (2023)
-_FORMAT = 1 # bump to make every cached export stale
+_FORMAT = 2 # bump to make every cached export stale (2: the features output)
 
 def model_hash(
     model, # a torch module
@@ -107,24 +114,50 @@ def model_hash(
         h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()[:32]
 
+# %% ../nbs/01b_runtime.ipynb #0b3db14a
+def last_linear(
+    model, # a torch module
+): # its last `nn.Linear`, or None
+    "The layer whose input is the model's features: the last `nn.Linear` in `model`, or None if it has none."
+    import torch
+    return ([m for m in model.modules() if isinstance(m, torch.nn.Linear)] or [None])[-1]
+
+# %% ../nbs/01b_runtime.ipynb #db7e478d
+def with_features(
+    model, # a torch module whose last `nn.Linear` reads its features
+): # a module returning `(logits, features)`
+    "`model`, answering its logits and the features its last `nn.Linear` read."
+    import torch
+    class WithFeatures(torch.nn.Module):
+        def __init__(self, m): super().__init__(); self.model, self.last = m, last_linear(m)
+        def forward(self, x):
+            seen = []
+            hook = self.last.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+            try: y = self.model(x)
+            finally: hook.remove()
+            # a model that skipped its last layer (it branched) has no features to give: zeros
+            return y, (seen[-1] if seen else x.new_zeros(x.shape[0], self.last.in_features))
+    return WithFeatures(model)
+
 # %% ../nbs/01b_runtime.ipynb #6bdf2800
 def export_onnx(
     model, # a torch module taking a batch of 3×H×W images
     size:tuple, # (height, width) of its input
     dest:Path|str, # the .onnx file to write
 )->Path: # `dest`
-    "Export `model` to the ONNX file `dest`, for batches of any size."
+    "Export `model` to the ONNX file `dest`, for batches of any size, with its `features` when it has a last `Linear`."
     import torch
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp') # one per thread
+    names = ['logits', 'features'] if last_linear(model) is not None else ['logits']
     # torch prints the whole graph when export fails
     quiet = mock.patch.object(torch._C, '_jit_onnx_log', lambda *a: None)
     with warnings.catch_warnings(), torch.no_grad(), quiet:
         warnings.simplefilter('ignore')
-        torch.onnx.export(model.eval(), torch.zeros(1, 3, *size), str(tmp), opset_version=OPSET, dynamo=False,
-                          input_names=['image'], output_names=['logits'],
-                          dynamic_axes={'image':{0:'batch'}, 'logits':{0:'batch'}})
+        torch.onnx.export(with_features(model.eval()) if len(names) == 2 else model.eval(), torch.zeros(1, 3, *size),
+                          str(tmp), opset_version=OPSET, dynamo=False, input_names=['image'], output_names=names,
+                          dynamic_axes={'image':{0:'batch'}, **{n:{0:'batch'} for n in names}})
     os.replace(tmp, dest)
     return dest
 
@@ -184,10 +217,17 @@ class TorchModel:
     def __init__(self,
         model, # a torch module
     ): self.model = model.eval()
-    def __call__(self, x:np.ndarray)->np.ndarray:
+    def run(self,
+        x:np.ndarray, # a batch of preprocessed photos, N×3×H×W float32
+    )->tuple: # (N × outputs logits, N × features or None)
+        "The logits for the batch `x`, and the features its last `Linear` read (None if it has none)."
         import torch
+        m = with_features(self.model) if last_linear(self.model) is not None else None
         with torch.inference_mode():
-            return self.model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).float().numpy()
+            out = (m or self.model)(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
+        logits, feats = out if m is not None else (out, None)
+        return logits.float().numpy(), (None if feats is None else feats.float().numpy())
+    def __call__(self, x:np.ndarray)->np.ndarray: return self.run(x)[0]
     def __repr__(self): return f"TorchModel({type(self.model).__name__})"
 
 # %% ../nbs/01b_runtime.ipynb #2065c0ce

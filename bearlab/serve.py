@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_serve.ipynb #a05c11da
 from __future__ import annotations
-import asyncio, http.client, ipaddress, logging, os, socket, ssl, sys, time
+import asyncio, collections, http.client, ipaddress, logging, os, socket, ssl, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,10 +16,12 @@ from fastcore.meta import delegates
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from .inference import Classifier, model_path
+from .monitor import ROLLOUT_ENV, Rollout, photo_facts, rollout_env, rollout_from_env
 from .runtime import THREADS_ENV, threads
 from .images import (BearlabError, ImageError, EmptyImageError, NotAnImageError, TruncatedImageError,
                             ImageTooLargeError, MAX_PIXELS, MAX_UPLOAD_BYTES, PHOTO_FORMATS, open_image)
@@ -27,7 +29,8 @@ from .images import (BearlabError, ImageError, EmptyImageError, NotAnImageError,
 # %% auto #0
 __all__ = ['MAX_URL_LENGTH', 'MAX_FETCH_BYTES', 'IMAGE_STATUS', 'ENDPOINTS', 'ServeError', 'URLRefusedError', 'FetchError',
            'is_public_address', 'resolve_host', 'Target', 'check_url', 'PinnedHTTPConnection', 'PinnedHTTPSConnection',
-           'Fetcher', 'error_status', 'error_response', 'ClassifyAPI', 'create_app', 'api_from_env', 'serve']
+           'Fetcher', 'error_status', 'error_response', 'ClassifyAPI', 'create_app', 'AddressCappedHTTP',
+           'api_from_env', 'serve']
 
 # %% ../nbs/06_serve.ipynb #208bffbb
 class ServeError(BearlabError):
@@ -292,12 +295,16 @@ def error_status(
 )->int: # the HTTP status code to answer with
     "The HTTP status that answers `e`."
     if isinstance(e, HTTPException): return e.status_code
+    if isinstance(e, ClientDisconnect): return 400
     if isinstance(e, ServeError): return e.status
     return next((s for cls, s in IMAGE_STATUS.items() if isinstance(e, cls)),
                 400 if isinstance(e, BearlabError) else 500)
 
 ENDPOINTS = ['POST /classify', 'GET /classify-url?url=...', 'GET /labels', 'GET /health']
 _HEADERS = {'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff'}
+
+# %% ../nbs/06_serve.ipynb #c9d1ec93
+def _who(request:Request)->str: return request.client.host if request.client else 'a client'
 
 # %% ../nbs/06_serve.ipynb #87458da4
 def error_response(
@@ -309,6 +316,9 @@ def error_response(
     if status == 404: msg = f"There is nothing at {request.url.path}: the API has {', '.join(ENDPOINTS)}."
     elif isinstance(e, HTTPException): msg = e.detail
     elif isinstance(e, BearlabError): msg = str(e)
+    elif isinstance(e, ClientDisconnect): # nobody is there to read an answer: one line, no traceback
+        _log.warning('%s went away before its upload to %s arrived', _who(request), request.url.path)
+        msg = 'The upload stopped before it was complete.'
     else:
         _log.error('Unexpected error on %s', request.url.path, exc_info=e)
         msg = 'Something went wrong on the server; it has been logged.'
@@ -330,8 +340,10 @@ class ClassifyAPI:
                  max_waiting:int=32, # answer 503 when this many requests already wait for the model
                  max_batch:int=8, # photos the model reads in one forward pass, when that many are waiting
                  body_timeout:float=30., # seconds a client has to send its upload
-                 fetch_threads:int=16): # downloads running at once
+                 fetch_threads:int=16, # downloads running at once
+                 rollout:Rollout|None=None): # the models that answer, and the log; None: `classifier`, unlogged
         store_attr()
+        self.rollout = rollout or Rollout(classifier)
         self.fetcher = fetcher or Fetcher()
         self.pool = _model_pool()
         self.fetch_limiter, self.decode_limiter = (anyio.CapacityLimiter(fetch_threads),
@@ -342,15 +354,16 @@ class ClassifyAPI:
 # %% ../nbs/06_serve.ipynb #26657c72
 @patch
 def _next_batch(self:ClassifyAPI):
-    "Start the model on the waiting photos if it is free."
-    self.queue = [(img, fut) for img, fut in self.queue if not fut.cancelled()]
+    "Start the model on the waiting photos if it is free: the first photo's model, with the others it answers."
+    self.queue = [q for q in self.queue if not q[2].cancelled()]
     if self.busy or not self.queue: return
-    batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
+    clf = self.queue[0][0] # the main model, or a canary
+    mine = [q for q in self.queue if q[0] is clf]
+    batch, self.queue = mine[:self.max_batch], [q for q in self.queue if q[0] is not clf] + mine[self.max_batch:]
     try:
-        done = asyncio.get_running_loop().run_in_executor(
-            self.pool, self.classifier.predict_arrays, [x for x, _ in batch])
+        done = asyncio.get_running_loop().run_in_executor(self.pool, clf.predict_arrays, [x for _, x, _ in batch])
     except RuntimeError as e: # the pool has been shut down: the server is stopping
-        for _, fut in batch: fut.cancelled() or fut.set_exception(e)
+        for *_, fut in batch: fut.cancelled() or fut.set_exception(e)
         return
     self.busy = True
     done.add_done_callback(lambda f: self._batch_done(batch, f))
@@ -359,37 +372,55 @@ def _next_batch(self:ClassifyAPI):
 @patch
 def _batch_done(self:ClassifyAPI, batch:list, f:asyncio.Future):
     self.busy, self.batches, self.answered = False, self.batches + 1, self.answered + len(batch)
-    for i, (_, fut) in enumerate(batch):
+    for i, (*_, fut) in enumerate(batch):
         if fut.cancelled(): continue
         if f.cancelled(): fut.cancel() # the server is stopping
         elif f.exception() is not None: fut.set_exception(f.exception())
         else: fut.set_result(f.result()[i])
     self._next_batch()
 
+# %% ../nbs/06_serve.ipynb #65d1cba0
+async def _written(row, log):
+    "Wait for the log row `row` to be committed, for at most the log's `wait`: the answer never waits longer."
+    if row is None: return
+    try: await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(row)), log.wait)
+    except asyncio.TimeoutError: pass # the row is written later (or counted as lost): the answer goes now
+
 # %% ../nbs/06_serve.ipynb #54db77d2
 @patch
 async def predict(self:ClassifyAPI,
     data:bytes, # the photo, as uploaded or downloaded
+    later:list|None=None, # where to put what must run after the answer is sent (the comparison); None: run it now
 )->dict: # the prediction, as `Prediction.to_dict()` gives it
     ("Decode `data` and classify it with whatever else is waiting; "
-     "refuse at once (503) when too many are waiting.")
+     "refuse at once (503) when too many are waiting. The answer is logged before it is returned.")
     if self.waiting >= self.max_waiting:
         raise ServeError("The server is busy: try again in a few seconds.", status=503)
     self.waiting += 1
     try:
-        img = await anyio.to_thread.run_sync(self._open, data, limiter=self.decode_limiter)
+        t0 = time.perf_counter()
+        facts, clf, role, x = await anyio.to_thread.run_sync(self._open, data, limiter=self.decode_limiter)
         fut = asyncio.get_running_loop().create_future()
-        self.queue.append((img, fut))
+        self.queue.append((clf, x, fut))
         self._next_batch()
-        return (await fut).to_dict()
+        pred = await fut
+        row = self.rollout.record(pred, clf, role, facts, (time.perf_counter() - t0)*1000)
+        await _written(row, self.rollout.log)
+        compare = lambda: self.rollout.compare_later(data, x, clf, pred, row, role)
+        if later is None: compare()
+        else: later.append(compare)
+        return pred.to_dict()
     finally: self.waiting -= 1
 
 # %% ../nbs/06_serve.ipynb #412028f7
 @patch
-def _open(self:ClassifyAPI, data:bytes):
+def _open(self:ClassifyAPI, data:bytes)->tuple:
+    "The photo's facts for the log, the model that answers it (by its hash), and its input for that model."
+    facts = photo_facts(data)
+    clf, role = self.rollout.choose(facts['photo'])
     # decoded, resized and normalized here, in one band: requests already fill the decode threads
-    img = open_image(data, draft=self.classifier.pre.draft, max_pixels=self.max_pixels)
-    return self.classifier.pre.array(img, bands=1)
+    img = open_image(data, draft=clf.pre.draft, max_pixels=self.max_pixels)
+    return facts, clf, role, clf.pre.array(img, bands=1)
 
 # %% ../nbs/06_serve.ipynb #8d4b340d
 @patch
@@ -428,8 +459,15 @@ async def upload(self:ClassifyAPI,
             raise ServeError("Send the photo as the form's 'file' field (a file, not text).")
         return await f.read()
 
+# %% ../nbs/06_serve.ipynb #6128fa10
+def _run_all(fns:list):
+    for f in fns: f()
+
 # %% ../nbs/06_serve.ipynb #65569280
-def _json(obj, status:int=200)->JSONResponse: return JSONResponse(obj, status, headers=_HEADERS)
+def _json(obj, status:int=200, later:list=())->JSONResponse:
+    "`obj` as JSON; the functions in `later` run after it is sent."
+    after = BackgroundTask(_run_all, later) if later else None
+    return JSONResponse(obj, status, headers=_HEADERS, background=after)
 
 # %% ../nbs/06_serve.ipynb #5c091fdd
 @patch
@@ -437,7 +475,8 @@ async def classify(self:ClassifyAPI,
     request:Request, # a POST with the photo
 ):
     "`POST /classify`: the photo as the raw body or a multipart `file`."
-    return _json(await self.predict(await self.upload(request)))
+    later = []
+    return _json(await self.predict(await self.upload(request), later), later=later)
 
 # %% ../nbs/06_serve.ipynb #6db6488b
 @patch
@@ -448,8 +487,9 @@ async def classify_url(self:ClassifyAPI,
     url = request.query_params.get('url', '')
     if not url:
         raise URLRefusedError("Add the photo's address: /classify-url?url=https://example.com/bear.jpg")
-    return _json(await self.predict(
-        await anyio.to_thread.run_sync(self.fetcher, url, limiter=self.fetch_limiter)))
+    later = []
+    data = await anyio.to_thread.run_sync(self.fetcher, url, limiter=self.fetch_limiter)
+    return _json(await self.predict(data, later), later=later)
 
 # %% ../nbs/06_serve.ipynb #1056bffb
 @patch
@@ -464,9 +504,10 @@ async def labels(self:ClassifyAPI,
 async def health(self:ClassifyAPI,
     request:Request, # the GET request
 ):
-    "`GET /health`: 'ok', with how many labels, requests waiting, photos answered and forward passes."
-    return _json({'status': 'ok', 'labels': len(self.classifier.vocab),
-                  'waiting': self.waiting, 'answered': self.answered, 'batches': self.batches})
+    ("`GET /health`: 'ok', with how many labels, requests waiting, photos answered and forward passes; "
+     "the last hour's drift and the second model's agreement (`Rollout.health`), and the log's state.")
+    return _json({'status': 'ok', 'labels': len(self.classifier.vocab), 'waiting': self.waiting,
+                  'answered': self.answered, 'batches': self.batches, **self.rollout.health()})
 
 # %% ../nbs/06_serve.ipynb #af1178d8
 _HOME = '''<!doctype html><html><head><meta charset="utf-8"><title>bearlab classifier</title></head><body>
@@ -496,7 +537,8 @@ async def lifespan(self:ClassifyAPI, app):
     "Warm the model up before serving; stop the thread pool after."
     self.pool = _model_pool() # a fresh one each time the app starts
     grey = Image.new('RGB', (64, 64), (128, 128, 128))
-    await asyncio.get_running_loop().run_in_executor(self.pool, self.classifier.predict, grey)
+    for clf in (self.classifier, self.rollout.canary):
+        if clf is not None: await asyncio.get_running_loop().run_in_executor(self.pool, clf.predict, grey)
     yield
     self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -514,17 +556,72 @@ def create_app(classifier, # a `bearlab.inference.Classifier`, loaded once
     app.state.api = api
     return app
 
+# %% ../nbs/06_serve.ipynb #fa96266e
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+_CAP_ENV = 'BEARLAB_MAX_PER_ADDRESS'
+_TOO_MANY = b'{"error":"Too many connections from your address: close some and try again.","status":429}'
+_TOO_MANY = (b'HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 5\r\n'
+             b'Connection: close\r\nContent-Length: %d\r\n\r\n%s' % (len(_TOO_MANY), _TOO_MANY))
+
+# %% ../nbs/06_serve.ipynb #9ae8ced9
+class AddressCappedHTTP(AutoHTTPProtocol):
+    "uvicorn's HTTP protocol, refusing (429) a connection from an address that already holds `max_per_address`."
+    max_per_address = int(os.environ.get(_CAP_ENV) or 32) # 0: no cap; each worker process counts its own
+    open, refused, _said = collections.Counter(), 0, {} # per address: connections now; refusals; when last logged
+    def connection_made(self,
+        transport, # the new connection
+    ):
+        "Count the connection for its address, or refuse it if the address holds its share already."
+        self._ip, ip = None, (transport.get_extra_info('peername') or ('?',))[0]
+        cap = AddressCappedHTTP.max_per_address
+        if cap and AddressCappedHTTP.open[ip] >= cap: return self._refuse(transport, ip)
+        self._ip = ip
+        AddressCappedHTTP.open[ip] += 1
+        super().connection_made(transport)
+    def connection_lost(self,
+        exc, # why it closed, or None
+    ):
+        "Count the connection out."
+        if self._ip is None: return # refused: never counted
+        AddressCappedHTTP.open[self._ip] -= 1
+        if not AddressCappedHTTP.open[self._ip]: del AddressCappedHTTP.open[self._ip]
+        super().connection_lost(exc)
+
+# %% ../nbs/06_serve.ipynb #dec9033a
+@patch
+def _refuse(self:AddressCappedHTTP, transport, ip:str):
+    "Answer 429 and close; say so in the server's log at most once a minute per address."
+    AddressCappedHTTP.refused += 1
+    if time.monotonic() - AddressCappedHTTP._said.get(ip, -60) >= 60:
+        AddressCappedHTTP._said[ip] = time.monotonic()
+        _log.warning('%s holds %d connections, the most one address may: refusing more (429)',
+                     ip, AddressCappedHTTP.max_per_address)
+    transport.write(_TOO_MANY)
+    transport.close()
+
 # %% ../nbs/06_serve.ipynb #480b02a5
 _MODEL_ENV = 'BEARLAB_MODEL'
 
 def api_from_env()->Starlette:
     ("The classify API for the model at `$BEARLAB_MODEL` (unset: `Classifier.default()`); "
-     "uvicorn's factory for each worker.")
+     "with the rollout `rollout_env` describes; uvicorn's factory for each worker.")
     path = os.environ.get(_MODEL_ENV)
     clf = Classifier.load(path) if path else Classifier.default()
     if THREADS_ENV in os.environ and 'torch' in sys.modules: # for torch models
         sys.modules['torch'].set_num_threads(threads())
-    return create_app(clf)
+    return create_app(clf, rollout=rollout_from_env(clf))
+
+# %% ../nbs/06_serve.ipynb #1374a4f9
+@patch(cls_method=True)
+def set_cap(cls:AddressCappedHTTP,
+    n:int, # connections one address may hold; 0: no cap
+)->int:
+    "Set the cap for this process's servers."
+    if not isinstance(n, int) or n < 0:
+        raise ServeError(f"max_per_address is a number of connections, 0 for no cap: not {n!r}.")
+    cls.max_per_address = n
+    return n
 
 # %% ../nbs/06_serve.ipynb #67dde949
 def serve(
@@ -533,12 +630,21 @@ def serve(
     host:str='127.0.0.1', # the address to listen on; '0.0.0.0' to be reachable from other machines
     port:int=8000, # the port to listen on
     workers:int=1, # processes, each with its own copy of the model
+    log:str|Path|None=None, # keep a log of every answer in this folder (`bearlab.monitor`); None: no log
+    log_days:float=30, # how long the log keeps its rows, in days
+    shadow:str|Path|None=None, # a model that answers every photo too, after the answer is sent, in the log only
+    canary:str|Path|None=None, # a model that answers `canary_share` of the photos instead of `model`
+    canary_share:float=0.1, # the share of photos the canary answers, chosen by each photo's hash
+    max_per_address:int=32, # connections one client address may hold; 0: no cap (behind a reverse proxy)
 ):
-    "Serve the classify API with uvicorn until interrupted."
+    "Serve the classify API with uvicorn until interrupted; a shadow or canary that can't be used stops it first."
     import uvicorn
     os.environ[_MODEL_ENV] = str(model_path(model)) # without one, the built-in bundle: no torch in the server
+    for k in ROLLOUT_ENV.values(): os.environ.pop(k, None) # only what this call asks for
+    os.environ.update(rollout_env(os.environ[_MODEL_ENV], log, shadow, canary, canary_share, log_days))
+    os.environ[_CAP_ENV] = str(AddressCappedHTTP.set_cap(max_per_address))
     kw = dict(host=host, port=port, server_header=False, proxy_headers=False, timeout_keep_alive=5,
-              limit_concurrency=512, timeout_graceful_shutdown=10)
+              limit_concurrency=512, timeout_graceful_shutdown=10, http=AddressCappedHTTP)
     if workers > 1:
         os.environ[THREADS_ENV] = str(max(1, threads() // workers))
         uvicorn.run('bearlab.serve:api_from_env', factory=True, workers=workers, **kw)

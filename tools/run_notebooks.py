@@ -46,7 +46,7 @@ def run(nb_path:Path, flags:set)->tuple:
         os.chdir(nb_path.parent)
         shell.run_all(nb, exc_stop=True, preproc=lambda c: skipped(c, flags))
         return True, time.time() - start
-    except Exception:
+    except (Exception, SystemExit):  # a cell's `sys.exit` fails its notebook, as in nbdev_test, and the rest still run
         sys.stderr.write(shell.prettytb(fname=nb_path) + '\n')
         return False, time.time() - start
     finally: os.chdir(cwd)
