@@ -28,6 +28,8 @@ min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
 nbdev_requirements = (cfg.get('nbdev_requirements') or '').split()
+serve_requirements = shlex.split(cfg.get('serve_requirements', ''))
+app_requirements = shlex.split(cfg.get('app_requirements', ''))
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
@@ -48,7 +50,8 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'nbdev': nbdev_requirements },
+    extras_require={ 'dev': dev_requirements, 'nbdev': nbdev_requirements, 'serve': serve_requirements,
+                     'app': app_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

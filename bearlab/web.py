@@ -16,7 +16,7 @@ from . import runtime as rt
 
 # %% auto #0
 __all__ = ['PAGE', 'ORT_WEB', 'BROWSER_FORMATS', 'MARK', 'page_files', 'WebExportError', 'web_model', 'web_config',
-           'quantize_int8', 'earlier_export', 'export_web', 'preview_server', 'preview']
+           'quantize_int8', 'earlier_export', 'write_export', 'export_web', 'preview_server', 'preview']
 
 # %% ../nbs/09_web.ipynb #b691e780
 PAGE = Path(bearlab.__file__).parent/'webpage' # the page's files: HTML, JavaScript, CSS, icons, and ONNX Runtime Web in ort/
@@ -29,30 +29,31 @@ def page_files()->list: # paths relative to `PAGE`, sorted
                   if p.is_file() and p.name != 'site-readme.md' and '__pycache__' not in p.parts)
 
 # %% ../nbs/09_web.ipynb #e2b09606
-class WebExportError(BearlabError): "A site `export-web` can't write, or a folder it won't replace."
+class WebExportError(BearlabError): "A model `export-web` or `export-space` can't publish, or a folder it won't write over."
 
 # %% ../nbs/09_web.ipynb #5455d0a2
-def _onnx_file(clf:Classifier, src:Path)->Path:
+def _onnx_file(clf:Classifier, src:Path, kind:str='web')->Path:
     "The ONNX file of a classifier loaded from `src`: exported once (and cached) if it runs on torch."
     if clf.model is None: return clf.runner.path # a bundle's model.onnx
     try: return rt.onnx_model(clf.model, clf.pre.size).path
     except rt.OnnxExportError as e:
-        raise WebExportError(f"The model in {src} can't run in a browser: {e}. The page runs ONNX models only: "
-                             "train with an architecture that exports, e.g. resnet18 or efficientnet_lite0, "
+        raise WebExportError(f"The model in {src} can't be exported to ONNX, which `bearlab export-{kind}` needs: {e}. "
+                             "Train with an architecture that exports, e.g. resnet18 or efficientnet_lite0, "
                              "or serve this one with `bearlab app`, which runs it on torch.") from None
 
 # %% ../nbs/09_web.ipynb #88308b36
 def web_model(
     model:str|Path|None=None, # a bundle folder or a fastai export.pkl; None: the built-in model
+    kind:str='web', # which export asks: 'web' or 'space' (named in the messages)
 )->tuple: # (the `Classifier`, its ONNX file)
-    "The classifier a page runs, and its ONNX file; a bundle must carry a `model.onnx` that fits its `bundle.json`."
+    "The classifier an export publishes, and its ONNX file; a bundle must carry a `model.onnx` that fits its `bundle.json`."
     path = model_path(model)
     folder = path.parent if path.name == 'bundle.json' else path
     if (folder/'bundle.json').is_file() and not (folder/'model.onnx').is_file():
-        raise WebExportError(f"{folder/'model.onnx'} is missing: the page runs a bundle's ONNX model. "
+        raise WebExportError(f"{folder/'model.onnx'} is missing: `bearlab export-{kind}` publishes a bundle's ONNX model. "
                              "Export the bundle again with `export_bundle(learn, dir)`, which writes it.")
     clf = Classifier.load(path)
-    return clf, _onnx_file(clf, path)
+    return clf, _onnx_file(clf, path, kind)
 
 # %% ../nbs/09_web.ipynb #ed5c9d36
 BROWSER_FORMATS = 'JPEG, PNG, WebP, AVIF, GIF or BMP' # what every browser reads; HEIC where it can
@@ -111,18 +112,19 @@ MARK = 'bearlab-export.json' # in every export: its files, so that a new export 
 
 def earlier_export(
     out:Path, # the folder to write
+    kind:str='web', # which export: 'web' or 'space'; a folder the other one wrote is refused
 )->list: # files of an earlier export to replace ([] if none)
-    "The files an earlier `export-web` wrote in `out`; refuse a folder (or a file) that isn't an export."
+    "The files an earlier export of `kind` wrote in `out`; refuse a folder (or a file) that isn't one."
     if not out.exists(): return []
     if not out.is_dir():
-        raise WebExportError(f"{out} is a file, not a folder: give `export-web` the name of a new folder.")
+        raise WebExportError(f"{out} is a file, not a folder: give `export-{kind}` the name of a new folder.")
     mark = out/MARK
     try: meta = json.loads(mark.read_text()) if mark.is_file() else None
     except ValueError: meta = None
-    if isinstance(meta, dict) and meta.get('format') == 'bearlab-web-export': return list(meta.get('files', []))
+    if isinstance(meta, dict) and meta.get('format') == f'bearlab-{kind}-export': return list(meta.get('files', []))
     if any(out.iterdir()):
-        raise WebExportError(f"{out} already exists, and isn't a site bearlab exported (it has no {MARK}): "
-                             "bearlab never writes over a folder of yours. Give a new folder's name, "
+        raise WebExportError(f"{out} already exists, and isn't a folder `bearlab export-{kind}` wrote (it has no {MARK} "
+                             "of its own): bearlab never writes over a folder of yours. Give a new folder's name, "
                              "or move this one away first.")
     return []
 
@@ -163,7 +165,7 @@ def _write_site(site:Path, out:Path, clf:Classifier, onnx:Path, quantize:bool)->
     (site/'README.md').write_text(_readme(out.name, config))
     files = page_files() + ['model.onnx', 'bearlab.json', '.nojekyll', 'README.md']
     _version(site, files)
-    return files + [MARK]
+    return files
 
 # %% ../nbs/09_web.ipynb #10587871
 def _move_in(site:Path, out:Path, files:list, old:list):
@@ -175,6 +177,30 @@ def _move_in(site:Path, out:Path, files:list, old:list):
         (out/f).parent.mkdir(parents=True, exist_ok=True)
         os.replace(site/f, out/f)
 
+# %% ../nbs/09_web.ipynb #0fe77ea9
+def write_export(
+    out:Path, # the folder to write: new, empty, or an earlier export of `kind` (replaced)
+    kind:str, # which export: 'web' or 'space'
+    write, # writes the export's files into the empty folder it is given, and returns their paths in it
+    **meta, # more to say in the mark (`MARK`) about the export
+)->Path: # `out`
+    "Write an export into a new folder beside `out`, mark it, then move its files in: never half an export."
+    old = earlier_export(out, kind)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f'.{out.name}.{os.getpid()}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True) # our own leftover from a crash
+    try:
+        tmp.mkdir()
+        files = write(tmp) + [MARK]
+        mark = dict(format=f'bearlab-{kind}-export', version=1, bearlab=bearlab.__version__, **meta, files=files)
+        (tmp/MARK).write_text(json.dumps(mark, indent=1))
+        out.mkdir(exist_ok=True)
+        _move_in(tmp, out, files, old)
+    except OSError as e:
+        raise WebExportError(f"Can't write to {out} ({e.strerror}): give a folder you can write to.") from None
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
 # %% ../nbs/09_web.ipynb #9f844ee6
 def export_web(
     out:Path|str, # the folder to write: new, empty, or an earlier export (replaced)
@@ -183,24 +209,10 @@ def export_web(
 )->Path: # `out`
     "Write a static site that classifies photos with `model` in the visitor's browser."
     out = Path(out).expanduser().resolve()
-    old = earlier_export(out)
+    earlier_export(out) # a folder of yours is refused before the model is exported
     clf, onnx = web_model(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    site = out.with_name(f'.{out.name}.{os.getpid()}.tmp')
-    shutil.rmtree(site, ignore_errors=True) # our own leftover from a crash
-    try:
-        site.mkdir()
-        files = _write_site(site, out, clf, onnx, quantize)
-        from bearlab import __version__
-        mark = dict(format='bearlab-web-export', version=1, bearlab=__version__, model=Path(model).name if model else None,
-                    int8=quantize, files=files)
-        (site/MARK).write_text(json.dumps(mark, indent=1))
-        out.mkdir(exist_ok=True)
-        _move_in(site, out, files, old)
-    except OSError as e:
-        raise WebExportError(f"Can't write the site to {out} ({e.strerror}): give a folder you can write to.") from None
-    finally: shutil.rmtree(site, ignore_errors=True)
-    return out
+    return write_export(out, 'web', lambda site: _write_site(site, out, clf, onnx, quantize),
+                        model=Path(model).name if model else None, int8=quantize)
 
 # %% ../nbs/09_web.ipynb #04d8818d
 class _StaticHandler(SimpleHTTPRequestHandler):
