@@ -47,7 +47,8 @@ setuptools.setup(
         'Natural Language :: ' + cfg['language'].title(),
     ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]] + (['License :: ' + lic[1] ] if lic[1] else []),
     url = cfg['git_url'],
-    packages = setuptools.find_packages(),
+    # bearlab/webpage and bearlab/spacefiles hold no Python: package data, found as namespace folders
+    packages = setuptools.find_namespace_packages(include=['bearlab', 'bearlab.*'], exclude=['*.__pycache__']),
     include_package_data = True,
     install_requires = requirements,
     extras_require={ 'dev': dev_requirements, 'nbdev': nbdev_requirements, 'serve': serve_requirements,

@@ -235,7 +235,7 @@ def _no_batch(
 
 # %% ../nbs/03e_data.ipynb #6da92b4b
 class FitCheck(Callback):
-    "Says before training when an epoch would take no step, and keeps each fit's numbers for `diagnose`."
+    "Says before training when an epoch would take no step, after it when nothing beat guessing, and keeps the numbers."
     order = Recorder.order + 1  # after the recorder has written the epoch's numbers
     def __init__(self): self.metric_names, self.values, self.steps, self.fitting = [], [], 0, False
     # `learn.export` pickles it as fastai's plain Callback, so the export loads where bearlab isn't installed
@@ -253,6 +253,10 @@ class FitCheck(Callback):
     def after_epoch(self):
         if not self.fitting: return
         self.metric_names, self.values = list(self.recorder.metric_names), list(self.recorder.values)
+    def after_fit(self):  # a learner from `bear_learner` knows when its photos don't tell the classes apart
+        verdict = globals().get('diagnose')  # defined below, with the other verdicts
+        if not (self.fitting and hasattr(self.learn, 'separability') and verdict): return
+        if (d := verdict(self.learn)).problem == 'no_signal': _warn(str(d))
 
 # %% ../nbs/03e_data.ipynb #da978a2a
 from . import models as _models
@@ -315,12 +319,21 @@ def _probe_accuracy(X:np.ndarray, y:np.ndarray, C:float=1.0)->float:
         hits.append(LogisticRegression(C=C, max_iter=2000).fit(X[fit], y[fit]).predict(X[te]) == y[te])
     return float(np.concatenate(hits).mean())
 
+# %% ../nbs/03e_data.ipynb #e47ba9be
+def _guess(
+    y:np.ndarray, # class indices
+)->dict: # `rate`: always answering the commonest class; `bar`: an accuracy above it that chance rarely gives
+    "What always answering the commonest class of `y` gets right, and the accuracy that clearly beats it."
+    n = len(y)
+    p = float(np.bincount(y).max()/n)
+    return {'rate': p, 'bar': min(1., p + 2*math.sqrt(p*(1-p)/n)), 'n': n}
+
 # %% ../nbs/03e_data.ipynb #f780910b
 def init_head(
     learn:Learner, # a learner whose model is body + `LinearHead`
     how:str='auto', # 'imagenet', 'probe', or 'auto': whichever of the two does better on the training photos
     margin:float=0.02, # with 'auto', how much more accurate than ImageNet's rows the probe must be
-)->dict: # `how` it was started, and the accuracy of each start on the training photos
+)->dict: # `how` it was started, each start's accuracy on the training photos, and `guess`'s bar
     "Start the learner's `LinearHead` from ImageNet's classifier rows for its classes, or a linear probe."
     if how not in ('auto', 'imagenet', 'probe'):
         raise DatasetError(f"`how` is 'auto', 'imagenet' or 'probe', not {how!r}.")
@@ -333,9 +346,10 @@ def init_head(
     res = {'how': 'imagenet'}
     if how != 'imagenet':
         X, y = _pooled_features(learn, learn.dls.train.items)
+        res.update(probe=_probe_accuracy(X, y), guess=_guess(y))
         if inet is not None:
             inet_pred = (X @ inet[0].T.numpy() + inet[1].numpy()).argmax(1)
-            res.update(imagenet=float((inet_pred == y).mean()), probe=_probe_accuracy(X, y))
+            res['imagenet'] = float((inet_pred == y).mean())
         if inet is None or how == 'probe' or res['probe'] > res['imagenet'] + margin:
             res['how'], inet = 'probe', _probe(X, y, learn.dls.c)
     lin = learn.model[1].linear
@@ -360,8 +374,13 @@ def bear_learner(
     linear = head == 'linear' and callable(arch)
     custom = _models.LinearHead(_models.body_features(arch), dls.c) if linear else None
     cbs = L(kwargs.pop('cbs', None)) + ([] if FitCheck in defaults.callbacks else [FitCheck()])
+    # the frozen body's BatchNorm keeps ImageNet's statistics, which the head was started on
+    kwargs.setdefault('train_bn', False)
+    cbs += [] if kwargs['train_bn'] else [BnFreeze()]
     learn = vision_learner(dls, arch, metrics=metrics, loss_func=loss, custom_head=custom, cbs=cbs, **kwargs)
-    if custom is not None: learn.head_init = init_head(learn, head_init)['how']
+    if custom is not None:
+        res = init_head(learn, head_init)
+        learn.head_init, learn.separability = res['how'], {k: res[k] for k in ('probe', 'imagenet', 'guess') if k in res}
     return learn
 
 # %% ../nbs/03e_data.ipynb #8bf1faf1
@@ -419,6 +438,34 @@ def _too_high(tl:list, vl:list)->Diagnosis:
     return Diagnosis('lr_too_high', f"Learning rate too high: {how}. Start again with a new learner and a learning "
                      "rate about 10 times smaller, or pick one with `learn.lr_find()`.")
 
+# %% ../nbs/03e_data.ipynb #9d52f49c
+def _valid_labels(learn:Learner)->np.ndarray|None:
+    "The class index of each validation photo, read from the labels alone (no photo is opened), if fastai says them."
+    try: return np.array([int(t) for t in learn.dls.valid_ds.tls[1]])
+    except Exception: return None  # DataLoaders not made from a `DataBlock`
+
+# %% ../nbs/03e_data.ipynb #a64ad963
+def _no_signal(
+    learn:Learner, # a learner from `bear_learner`, after a fit
+    err:list|None, # the error rate after each epoch
+)->Diagnosis|None:
+    "The verdict when the photos don't tell their classes apart: the probe did no better than guessing, nor did training."
+    sep = getattr(learn, 'separability', {})
+    if 'probe' not in sep or max(sep['probe'], sep.get('imagenet', 0)) > sep['guess']['bar']: return None
+    y = _valid_labels(learn)
+    acc = 1 - err[-1] if err and err[-1] is not None else None
+    if acc is not None and y is not None and len(y) and acc > _guess(y)['bar']: return None
+    model = f", and the trained model {acc:.0%} of the validation photos" if acc is not None else ''
+    n, g = sep['guess']['n'], sep['guess']['rate']
+    todo = (f"with {n} training photos even a good model can't show it, so add photos first; if it stays so, "
+            if n < 30 else '')
+    return Diagnosis('no_signal',
+        f"Nothing beats guessing: a linear probe on the pretrained features got {sep['probe']:.0%} of the training "
+        f"photos it wasn't fitted to right{model}, where always answering the commonest class gets {g:.0%}. "
+        f"So the error rate means nothing, and no learning rate or number of epochs will help: {todo}check that "
+        "each folder holds the class it names (a search can fill one folder with another's photos), "
+        "or choose classes that look different in the photos.")
+
 # %% ../nbs/03e_data.ipynb #5259d0fe
 def diagnose(
     learn:Learner, # a learner after `fit`, `fit_one_cycle` or `fine_tune`
@@ -434,6 +481,8 @@ def diagnose(
         return Diagnosis('no_validation', "There is no validation set, so nothing shows how the model does on "
                          "photos it hasn't trained on, and none of the lesson's four problems can be seen. "
                          "Make the DataLoaders with one, e.g. `bear_dataloaders(path, valid_pct=0.2)`.")
+    # photos that don't tell their classes apart make any loss look wrong: say that first, unless it overflowed
+    if all(map(math.isfinite, tl + vl)) and (d := _no_signal(learn, err)) is not None: return d
     if _exploded(tl, vl, learn.dls.c): return _too_high(tl, vl)
     if _not_learning(vl, learn.dls.c):
         guess = math.log(max(learn.dls.c, 2))

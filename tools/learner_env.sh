@@ -26,8 +26,12 @@ mkdir "$src"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$src"
 "${pip[@]}" "$src"
 "$py" -m pip freeze --all | sort > "$work/after.txt"
-echo "what installing bearlab changed:"
-diff "$work/before.txt" "$work/after.txt" | grep '^[<>]' | grep -v '^> bearlab' || echo "  (nothing but bearlab and the packages it adds)"
+# a package whose line is in before.txt but not in after.txt was upgraded, downgraded or removed
+changed=$(comm -23 "$work/before.txt" "$work/after.txt")
+names() { sed 's/[=@ ].*//' "$1" | sort; }
+added=$(comm -13 <(names "$work/before.txt") <(names "$work/after.txt") | grep -vx bearlab || true)
+echo "packages pip install bearlab changed or removed: ${changed:-none}"
+echo "packages it added ($(echo "$added" | grep -c .)): $(echo $added)"
 
 # fastai, fastcore, torch and torchvision must be exactly as the learner had them
 check() {
@@ -39,8 +43,8 @@ check() {
 check "$work/after.txt" "pip install bearlab"
 echo "unchanged: $(grep -iE '^(fastai|fastcore|torch|torchvision)==' "$work/after.txt" | tr '\n' ' ')"
 
-step "the test tools (pytest, hypothesis, execnb)"
-"${pip[@]}" pytest pytest-timeout hypothesis execnb
+step "the test tools (pytest, hypothesis, execnb, playwright: Debian's chromium drives the one browser test)"
+"${pip[@]}" pytest pytest-timeout hypothesis execnb playwright
 "$py" -m pip freeze --all | sort > "$work/tools.txt"
 check "$work/tools.txt" "installing the test tools"
 "$py" -c "import bearlab.all, fastai, fastcore, torch; print('import bearlab.all: ok with fastai', fastai.__version__, \

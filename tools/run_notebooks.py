@@ -37,7 +37,8 @@ def skipped(cell, flags:set)->bool:
 
 def run(nb_path:Path, flags:set)->tuple:
     "(passed, seconds) for one notebook."
-    from execnb.nbio import read_nb
+    try: from execnb.nbio import read_nb  # execnb 0.1; later execnbs read notebooks with fastcore 2's nbio
+    except ImportError: from fastcore.nbio import read_nb
     from execnb.shell import CaptureShell
     os.environ['IN_TEST'] = '1'
     nb, start, cwd = read_nb(nb_path), time.time(), os.getcwd()
