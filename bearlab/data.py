@@ -20,7 +20,7 @@ from .download import *
 
 # %% auto #0
 __all__ = ['practice_dataset', 'OpenPhoto', 'PhotoBlock', 'class_counts', 'DatasetWarning', 'check_dataset', 'bear_dataloaders',
-           'FitCheck', 'imagenet_head', 'init_head', 'bear_learner', 'Diagnosis', 'diagnose']
+           'FitCheck', 'imagenet_head', 'init_head', 'bear_learner', 'Recipe', 'KeepBodyStats', 'Diagnosis', 'diagnose']
 
 # %% ../nbs/03e_data.ipynb #ebe1e010
 def practice_dataset(
@@ -382,6 +382,102 @@ def bear_learner(
         res = init_head(learn, head_init)
         learn.head_init, learn.separability = res['how'], {k: res[k] for k in ('probe', 'imagenet', 'guess') if k in res}
     return learn
+
+# %% ../nbs/03e_data.ipynb #ab51ca80
+class Recipe(str):
+    "What `fit_recipe` trained and why, in one sentence; `.choice` is 'head' or 'head and body'."
+    def __new__(cls, choice:str, message:str):
+        self = super().__new__(cls, message)
+        self.choice = choice
+        return self
+    def __repr__(self): return str(self)
+
+# %% ../nbs/03e_data.ipynb #e9c9b507
+class KeepBodyStats(Callback):
+    "Keeps every BatchNorm layer of the body (`model[0]`) in eval mode while training, frozen or not."
+    order = TrainEvalCallback.order + 1  # after fastai has put the whole model in training mode
+    def before_train(self):
+        for m in self.learn.model[0].modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+
+# %% ../nbs/03e_data.ipynb #64060f50
+def _fewest(learn:Learner)->int:
+    "The number of training photos of the learner's smallest class."
+    ys = learn.dls.train_ds.tls[1]  # the labels, without opening a photo
+    return int(np.bincount([int(ys[i]) for i in range(len(ys))], minlength=learn.dls.c).min())
+
+# %% ../nbs/03e_data.ipynb #1cbc573e
+def _recipe_choice(
+    learn:Learner, # from `bear_learner`
+    enough:float, # a probe accuracy from which the pretrained features are enough
+    per_class:int, # training photos a class from which the body is tried
+)->Recipe: # 'head', or 'head and body' (to be tried), with why
+    "Whether to try training the body after the head, from `init_head`'s measures and the photos a class."
+    sep = getattr(learn, 'separability', {})
+    if 'probe' not in sep:
+        return Recipe('head', "Trained the head only: it started from ImageNet's own classifier for your classes, "
+                              "which the pretrained body was made for.")
+    probe, bar, n = sep['probe'], sep['guess']['bar'], _fewest(learn)
+    says = f"a linear probe on the pretrained features gets {probe:.0%} of training photos it wasn't fitted to right"
+    if probe <= bar:
+        return Recipe('head', f"Trained the head only: {says}, no better than guessing, so there is nothing for the "
+                              "body to learn either: check that each folder holds its class.")
+    if probe >= enough:
+        return Recipe('head', f"Trained the head only: {says}, so the pretrained features already tell your classes "
+                              f"apart ({enough:.0%} is enough) and the body has little to add.")
+    if n < per_class:
+        return Recipe('head', f"Trained the head only: {says}, so training the body could help, but it needs about "
+                              f"{per_class} photos a class and your smallest class has {n}: with more photos, "
+                              "`fit_recipe` tries it.")
+    return Recipe('head and body', f"{says}, and your smallest class has {n} photos")
+
+# %% ../nbs/03e_data.ipynb #803a4fcb
+def _valid_error(learn:Learner)->float|None:
+    "The learner's error rate on its validation set, or None without one."
+    if not len(learn.dls.valid_ds): return None
+    preds, targs = learn.get_preds(ds_idx=1)
+    return float((preds.argmax(1) != targs).float().mean())
+
+# %% ../nbs/03e_data.ipynb #0fd49a7e
+@patch
+def _fit_body(
+    self:Learner, # after the head's fit
+    why:str, # why the body is tried, from `_recipe_choice`
+    epochs:int, # epochs of the whole network
+    lr:slice, # its learning rates, first layers to last
+)->Recipe: # what was kept, and why
+    "Train the body too, and keep it only if the validation error falls."
+    before, kept = _valid_error(self), {k: v.clone() for k, v in self.model.state_dict().items()}
+    if before is None:
+        return Recipe('head', f"Trained the head only: {why}, but with no validation set nothing could tell "
+                              "whether training the body helps.")
+    self.unfreeze()
+    self.fit_one_cycle(epochs, lr, cbs=KeepBodyStats())
+    after = _valid_error(self)
+    if after < before:
+        return Recipe('head and body', f"Trained the head, then the body: {why}, and training the body lowered the "
+                                       f"validation error from {before:.1%} to {after:.1%}.")
+    self.model.load_state_dict(kept)
+    self.freeze()
+    return Recipe('head', f"Trained the head only: {why}; training the body didn't lower the validation error "
+                          f"({before:.1%}, then {after:.1%}), so the head-only model was kept.")
+
+# %% ../nbs/03e_data.ipynb #19c074b2
+@patch
+def fit_recipe(
+    self:Learner, # from `bear_learner`, its body frozen
+    epochs:int=1, # epochs of the head
+    lr:float|None=None, # the head's learning rate; None: fastai's default
+    enough:float=0.85, # a probe accuracy (see `init_head`) from which the head alone is trained
+    per_class:int=200, # the training photos a class needs before the body is tried
+    body_epochs:int=2, # epochs of the whole network, when it is tried
+    body_lr:slice=slice(3e-5, 3e-4), # its learning rates, first layers to last
+)->Recipe: # what it trained and why, in one sentence; also kept as `learn.recipe`
+    "bearlab's recipe: the head, then the body too where the features fall short and there are photos to teach it."
+    self.fit_one_cycle(epochs, lr)
+    self.recipe = _recipe_choice(self, enough, per_class)
+    if self.recipe.choice != 'head': self.recipe = self._fit_body(self.recipe, body_epochs, body_lr)
+    return self.recipe
 
 # %% ../nbs/03e_data.ipynb #8bf1faf1
 class Diagnosis(str):

@@ -2,15 +2,18 @@
 
     python bench/finetune.py DATASET [--epochs 4] [--folds 2] [--only fastbook|bearlab|builtin]
     python bench/finetune.py DATASET --per-class 3 5 10 20 50 all     # how many photos do I need?
+    python bench/finetune.py DATASET --only bearlab --body-from 0      # the recipe, made to try the body
 
 DATASET is a folder of class folders (e.g. ../shared/data/realbears, or photos you downloaded with `search_images` +
 `download_images`). It is split in two halves by a stable hash of each photo's content; each recipe trains on one half and
 is scored on the other, then (with --folds 2, the default) the other way round, and the two scores are averaged.
 - fastbook: the book's recipe as chapter 2 states it: DataBlock(ImageBlock, CategoryBlock, RandomSplitter(0.2, seed=42),
   parent_label, item_tfms=RandomResizedCrop(224, min_scale=0.5), batch_tfms=aug_transforms()), vision_learner(dls,
-  efficientnet_lite0, metrics=error_rate), fine_tune(2).
-- bearlab: the bears tutorial's recipe: bear_learner(bear_dataloaders(path)).fit_one_cycle(1): the head, started from
-  ImageNet's classifier (or a linear probe), trained for one epoch on the frozen body.
+  efficientnet_lite0, metrics=error_rate), fine_tune(2) in the book, fine_tune(4) here (--epochs).
+- bearlab: the bears tutorial's recipe: bear_learner(bear_dataloaders(path)).fit_recipe(): the head, started from
+  ImageNet's classifier (or a linear probe), trained for one epoch on the frozen body; then the body too where the probe
+  says the pretrained features fall short and there are 200 photos a class, kept if it lowers the validation error.
+  Its sentence (which it chose, and why) is printed for each fold.
 - builtin: `Classifier.default()`, ImageNet's bear classes read by Lite0, no training (only when the classes are the lesson's).
 --per-class trains each recipe on the first N photos of each class of the training half (in the order of their content
 hash) and scores it on the whole held-out half: a learning curve. fastbook's recipe gets a batch size its photos can fill
@@ -55,10 +58,10 @@ def fastbook(path:Path, epochs:int, bs:int=64)->Learner:
     with learn.no_bar(), learn.no_logging(): learn.fine_tune(epochs)
     return learn
 
-def bearlab(path:Path, epochs:int)->Learner:
-    "The bears tutorial's recipe (`epochs` is fastbook's: bearlab trains one epoch of the head)."
+def bearlab(path:Path, epochs:int, **kwargs)->Learner:
+    "The bears tutorial's recipe (`epochs` is fastbook's: bearlab's `fit_recipe` chooses); `kwargs` go to `fit_recipe`."
     learn = bear_learner(bear_dataloaders(path))
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+    with learn.no_bar(), learn.no_logging(): learn.fit_recipe(**kwargs)
     return learn
 
 def builtin(held:L)->tuple:
@@ -75,15 +78,17 @@ def run(recipe, train:Path, held:L, epochs:int, **kwargs)->tuple:
         warnings.simplefilter('ignore')
         learn = recipe(train, epochs, **kwargs)
     secs = time.perf_counter() - t
+    if hasattr(learn, 'recipe'): print(f"        bearlab's recipe said: {learn.recipe}", flush=True)
     return heldout_accuracy(learn, held), secs
 
-def compare(names:list, folds:list, epochs:int):
+def compare(names:list, folds:list, epochs:int, **kwargs):
     "Each recipe on each fold: held-out accuracy and seconds, then the means and bearlab's ratios to fastbook."
     res = {n: [] for n in names}
     for i, (train, heldf) in enumerate(folds):
         held = image_files(heldf)
         for n in names:
-            acc, secs = builtin(held) if n == 'builtin' else run(RECIPES[n], train, held, epochs)
+            acc, secs = builtin(held) if n == 'builtin' else run(RECIPES[n], train, held, epochs,
+                                                                 **(kwargs if n == 'bearlab' else {}))
             res[n].append((acc, secs))
             print(f"fold {i+1}  {n:8s} held-out accuracy {acc:6.1%}  {secs:6.1f} s", flush=True)
     print('mean over folds:')
@@ -125,6 +130,7 @@ def main():
     p.add_argument('--only', choices=['fastbook', 'bearlab', 'builtin'])
     p.add_argument('--per-class', nargs='+', metavar='N', help="a learning curve: photos per class, numbers or 'all'")
     p.add_argument('--n', type=int, default=134, help='practice photos per class, without DATASET')
+    p.add_argument('--body-from', type=int, metavar='N', help="fit_recipe's per_class: try the body from N photos a class")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
     if a.dataset: src = Path(a.dataset)
@@ -143,7 +149,7 @@ def main():
     if a.per_class:
         sizes = [None if v == 'all' else int(v) for v in a.per_class]
         curve(names, folds, a.epochs, sizes, tmp)
-    else: compare(names, folds, a.epochs)
+    else: compare(names, folds, a.epochs, **({} if a.body_from is None else {'per_class': a.body_from}))
     shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == '__main__': main()
