@@ -196,7 +196,7 @@ def main(
     argv:list|None=None, # the arguments (default: the command line's)
 ):
     "Entry point of the `bearlab` console script: a `BearlabError` ends it with its message, not a traceback."
-    from bearlab.images import BearlabError
+    from bearlab.errors import BearlabError
     args = parser().parse_args(argv)
     try: args.func(args)
     except BearlabError as e: sys.exit(f"bearlab {args.command}: {e}")

@@ -8,16 +8,15 @@ import io, warnings
 from pathlib import Path
 import numpy as np, pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .errors import BearlabError
 
 # %% auto #0
-__all__ = ['PHOTO_FORMATS', 'MAX_UPLOAD_BYTES', 'NOT_A_BEAR', 'MAX_PIXELS', 'BearlabError', 'ImageError', 'EmptyImageError',
-           'NotAnImageError', 'TruncatedImageError', 'ImageTooLargeError', 'format_ext', 'label_folder', 'photo_bytes',
-           'describe_bytes', 'to_rgb', 'open_image', 'thumbnail']
+__all__ = ['PHOTO_FORMATS', 'MAX_UPLOAD_BYTES', 'NOT_A_BEAR', 'MAX_PIXELS', 'ImageError', 'EmptyImageError', 'NotAnImageError',
+           'TruncatedImageError', 'ImageTooLargeError', 'format_ext', 'label_folder', 'photo_bytes', 'describe_bytes',
+           'to_rgb', 'open_image', 'thumbnail', 'BearlabError']
 
 # %% ../nbs/00_images.ipynb #de853e7b
-class BearlabError(Exception):
-    "An error whose message is written for the person using bearlab, shown to them as it is."
-
+_all_ = ['BearlabError'] # defined in `bearlab.errors`; `from bearlab.images import BearlabError` still works
 class ImageError(BearlabError, ValueError): "A photo that bearlab cannot use."
 class EmptyImageError(ImageError): "The file has no bytes at all."
 class NotAnImageError(ImageError): "The bytes are not an image format bearlab can read."

@@ -8,7 +8,7 @@ import json, os, time, uuid, unicodedata
 from pathlib import Path
 import pandas as pd
 from fastcore.basics import patch
-from .images import BearlabError
+from .errors import BearlabError
 from .files import file_hash, image_files
 
 # %% auto #0

@@ -10,7 +10,7 @@ from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 import numpy as np
 from PIL import Image
 from fastcore.all import *
-from .images import BearlabError
+from .errors import BearlabError
 from .search import ImageSearch, DuckDuckGo, Openverse, WikimediaCommons, INaturalist, _license_name, _license_url
 
 # %% auto #0

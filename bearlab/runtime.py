@@ -9,7 +9,7 @@ from unittest import mock
 from pathlib import Path
 import numpy as np
 import onnxruntime as ort
-from .images import BearlabError
+from .errors import BearlabError
 
 # %% auto #0
 __all__ = ['THREADS_ENV', 'OPSET', 'ModelLoadError', 'OnnxExportError', 'cache_root', 'threads', 'onnx_session', 'OnnxModel',

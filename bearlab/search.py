@@ -12,7 +12,7 @@ from html import unescape
 from pathlib import Path
 from fastcore.all import *
 from . import __version__
-from .images import BearlabError
+from .errors import BearlabError
 from .net import _reason, read_capped
 
 # %% auto #0

@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 import ipywidgets as widgets
 from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
-from .images import BearlabError
+from .errors import BearlabError
 from .animation import FitAnimation, _palette_png
 
 # %% auto #0
