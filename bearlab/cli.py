@@ -6,44 +6,10 @@
 from __future__ import annotations
 import argparse, os, sys
 from pathlib import Path
+from .voila_app import app_notebook, voila_command
 
 # %% auto #0
-__all__ = ['app_notebook', 'voila_command', 'app_env', 'parser', 'main']
-
-# %% ../nbs/08_cli.ipynb #6bd1171f
-def app_notebook(
-    root:Path|None=None, # the source checkout to look in (the one this package was imported from, by default)
-)->Path:
-    "The Voila app's notebook: `nbs/app.ipynb` in a checkout, else a copy written to bearlab's cache."
-    import bearlab
-    root = Path(root) if root else Path(bearlab.__file__).resolve().parent.parent
-    if (nb := root/'nbs'/'app.ipynb').is_file(): return nb
-    import nbformat
-    v4 = nbformat.v4
-    nb = v4.new_notebook(
-        cells=[v4.new_markdown_cell('# Which bear is it?\n\n'
-                                    'Upload a photo of a bear, and the model tells you which it is.'),
-               v4.new_code_cell('from bearlab.app import app_from_env\napp_from_env()')],
-        metadata={'kernelspec': {'name':'python3', 'display_name':'Python 3', 'language':'python'}})
-    from bearlab.runtime import cache_root
-    dest = cache_root()/'app.ipynb'
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, dest)
-    return dest
-
-# %% ../nbs/08_cli.ipynb #6b24ca14
-def voila_command(
-    notebook:Path, # the notebook to serve
-    port:int=8866, # the port to listen on
-    host:str='127.0.0.1', # the address to listen on
-    cull_idle:int=600, # shut down a kernel with no page connected after this many idle seconds
-)->list: # the command line, ready for `subprocess` or `os.execv`
-    "How to start Voila on `notebook`."
-    return [sys.executable, '-m', 'voila', str(notebook),
-            f'--port={port}', f'--Voila.ip={host}', '--no-browser',
-            '--show_tracebacks=False', f'--Voila.root_dir={Path(notebook).parent}',
-            f'--MappingKernelManager.cull_interval={max(1, min(60, cull_idle // 2))}',
-            f'--MappingKernelManager.cull_idle_timeout={cull_idle}'] # see above
+__all__ = ['app_env', 'parser', 'main']
 
 # %% ../nbs/08_cli.ipynb #1402ff56
 def app_env(

@@ -14,8 +14,8 @@ from fastcore.all import *
 from fastprogress.fastprogress import progress_bar
 from .images import BearlabError, ImageError, format_ext, open_image
 from .files import _IMAGE_EXTENSIONS, file_hash, image_files
-from .net import _reason, read_capped
-from .search import _META_COLS, _UA, urls_from_file
+from .net import BROWSER_AGENT, failure_reason, read_capped
+from .search import META_COLS, urls_from_file
 
 # %% auto #0
 __all__ = ['MAX_BYTES', 'MANIFEST', 'QUARANTINE', 'DownloadError', 'fetch', 'image_ext', 'check_photo', 'read_manifest',
@@ -42,12 +42,12 @@ def fetch(
     if not re.match(r'https?://[^/\s]+', url, re.I):
         raise DownloadError('not a web address (it should start with http:// or https://)')
     accept = 'image/avif,image/webp,image/*,*/*;q=0.8'
-    req = urllib.request.Request(url, headers={'User-Agent': _UA, 'Accept': accept})
+    req = urllib.request.Request(url, headers={'User-Agent': BROWSER_AGENT, 'Accept': accept})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return read_capped(r, max_bytes, lambda n: _too_large(n, max_bytes))
     except DownloadError: raise
-    except Exception as e: raise DownloadError(_reason(e, timeout)) from None
+    except Exception as e: raise DownloadError(failure_reason(e, timeout)) from None
 
 # %% ../nbs/03d_download.ipynb #25e01ae7
 def image_ext(
@@ -95,12 +95,12 @@ def _download_one(url:str, dest:Path, timeout:float, max_bytes:int, lock)->dict:
         why = '' if status == 'ok' else 'the same photo as another URL'
         return dict(url=url, file=name, sha256=sha, status=status, error=why)
     except Exception as e:
-        why = str(e) if isinstance(e, BearlabError) else _reason(e)
+        why = str(e) if isinstance(e, BearlabError) else failure_reason(e)
         return dict(url=url, file='', sha256='', status='failed', error=why)
 
 # %% ../nbs/03d_download.ipynb #999485a9
 MANIFEST = 'downloads.csv'
-_MANIFEST_COLS = ['url', 'file', 'sha256', 'status', 'error'] + _META_COLS
+_MANIFEST_COLS = ['url', 'file', 'sha256', 'status', 'error'] + META_COLS
 
 def read_manifest(
     dest, # the folder the photos were downloaded to
@@ -144,7 +144,7 @@ def _with_meta(rows:list, urls:list, old:dict):
     "Add what each URL's search knew to its manifest row; where nothing is known now, what a past run knew."
     for r, u in zip(rows, urls):
         before = old.get(r['url'], {})
-        for k in _META_COLS: r[k] = str(getattr(u, k, '') or '') or r.get(k) or before.get(k, '')
+        for k in META_COLS: r[k] = str(getattr(u, k, '') or '') or r.get(k) or before.get(k, '')
 
 # %% ../nbs/03d_download.ipynb #f7eb020d
 def _save_manifest(df:pd.DataFrame, old:dict, dest:Path):
