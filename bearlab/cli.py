@@ -11,6 +11,24 @@ from .voila_app import app_notebook, voila_command
 # %% auto #0
 __all__ = ['app_env', 'parser', 'main']
 
+# %% ../nbs/08_cli.ipynb #b01005ec
+def _rollout_args(p:argparse.ArgumentParser):
+    "`app`'s and `serve`'s arguments for after launch: a log of every answer, a shadow, a canary."
+    p.add_argument('--log', metavar='DIR', help='keep a log of every answer in DIR (no photos); `bearlab report DIR` reads it')
+    p.add_argument('--log-days', type=float, default=30, metavar='DAYS', help='delete log rows older than DAYS (default: 30)')
+    p.add_argument('--shadow', metavar='MODEL',
+                   help='a second model that answers every photo after the answer is sent, in the log only')
+    p.add_argument('--canary', metavar='MODEL',
+                   help="a model that answers a share of the photos (by each photo's hash) instead of --model")
+    p.add_argument('--canary-share', type=float, default=0.1, metavar='SHARE',
+                   help='the share of photos the canary answers (default: 0.1)')
+
+# %% ../nbs/08_cli.ipynb #56453ede
+def _rollout(args)->dict:
+    "The after-launch settings of `app` or `serve`, as `rollout_env` and `serve` take them."
+    return dict(log=args.log, log_days=args.log_days, shadow=args.shadow, canary=args.canary,
+                canary_share=args.canary_share)
+
 # %% ../nbs/08_cli.ipynb #1402ff56
 def app_env(
     model:str|None=None, # `--model`: a model's path, or None for the built-in one
@@ -70,8 +88,13 @@ def _export_web(args):
 
 # %% ../nbs/08_cli.ipynb #596c973c
 def _preview(args):
-    from bearlab.web import preview
-    preview(args.out, args.port, args.host, args.isolate)
+    from bearlab.web import preview_server
+    srv = preview_server(args.out, args.port, args.host, args.isolate)
+    print(f"bearlab preview: http://{args.host}:{srv.server_address[1]}/  (serving {Path(args.out)}; Ctrl-C stops it)",
+          flush=True)
+    try: srv.serve_forever()
+    except KeyboardInterrupt: pass
+    finally: srv.server_close()
 
 # %% ../nbs/08_cli.ipynb #b8cf3cb4
 def _export_space(args):
@@ -82,24 +105,6 @@ def _export_space(args):
     out = export_space(args.out, args.model)
     print(f"bearlab export-space: wrote {out} (model: {args.model or 'ImageNet bears, built in'})\n"
           f"  publish it on a Hugging Face Space or on Binder: {out/'README.md'} says how", flush=True)
-
-# %% ../nbs/08_cli.ipynb #b01005ec
-def _rollout_args(p:argparse.ArgumentParser):
-    "`app`'s and `serve`'s arguments for after launch: a log of every answer, a shadow, a canary."
-    p.add_argument('--log', metavar='DIR', help='keep a log of every answer in DIR (no photos); `bearlab report DIR` reads it')
-    p.add_argument('--log-days', type=float, default=30, metavar='DAYS', help='delete log rows older than DAYS (default: 30)')
-    p.add_argument('--shadow', metavar='MODEL',
-                   help='a second model that answers every photo after the answer is sent, in the log only')
-    p.add_argument('--canary', metavar='MODEL',
-                   help="a model that answers a share of the photos (by each photo's hash) instead of --model")
-    p.add_argument('--canary-share', type=float, default=0.1, metavar='SHARE',
-                   help='the share of photos the canary answers (default: 0.1)')
-
-# %% ../nbs/08_cli.ipynb #56453ede
-def _rollout(args)->dict:
-    "The after-launch settings of `app` or `serve`, as `rollout_env` and `serve` take them."
-    return dict(log=args.log, log_days=args.log_days, shadow=args.shadow, canary=args.canary,
-                canary_share=args.canary_share)
 
 # %% ../nbs/08_cli.ipynb #ddce7843
 def _report(args):

@@ -76,71 +76,6 @@ def _fault_bytes(name:str)->bytes|None:
                        quality=95)
     if name == 'empty.jpg': return b''
 
-# %% ../nbs/03c_practice.ipynb #04fb2326
-_PRACTICE_LICENSES = [('by', '2.0'), ('by-sa', '4.0'), ('cc0', '1.0'), ('by-nc', '2.0'), ('pdm', '1.0')]
-
-def _practice_results(srv, term:str)->list:
-    "The practice APIs' results for `term`: (image URL or None, what is known about the photo)."
-    t, res = urllib.parse.quote(term.strip().lower(), safe=''), []
-    for i, u in enumerate(srv.result_urls(term) + ([None] if srv.faults and srv.n_images else [])):
-        lic, ver = _PRACTICE_LICENSES[i % len(_PRACTICE_LICENSES)]
-        about = dict(id=i, title=f'{term} {i}', creator=f'Practice Photographer {i % 7}', license=lic,
-                     version=ver, license_url=license_page(lic, ver), page=f'{srv.url}photo/{t}/{i}')
-        res.append((u, about))
-    if srv.faults and res:
-        res.insert(2, res.pop())  # the result without an image URL, early, where it is seen
-    return res
-
-# %% ../nbs/03c_practice.ipynb #0f1042a8
-def _practice_page(srv, term:str, start:int, n:int)->list:
-    "Results `start` to `start+n`; with faults, the page before's last one again first."
-    res = _practice_results(srv, term)
-    return res[max(start - (srv.faults and start > 0), 0):start+n], len(res)
-
-# %% ../nbs/03c_practice.ipynb #00c11f6b
-def _openverse_answer(srv, q:dict)->dict:
-    page, size = int(q.get('page', 1)), int(q.get('page_size', 20))
-    items, n = _practice_page(srv, q.get('q', ''), (page-1)*size, size)
-    res = [dict(id=str(m['id']), title=m['title'], url=u, foreign_landing_url=m['page'], creator=m['creator'],
-                license=m['license'], license_version=m['version'], license_url=m['license_url'],
-                provider='practice')
-           for u,m in items]
-    return dict(result_count=n, page_count=math.ceil(n/size), page_size=size, page=page, results=res)
-
-# %% ../nbs/03c_practice.ipynb #d12c6f03
-def _wikimedia_answer(srv, q:dict)->dict:
-    start, n = int(q.get('gsroffset', 0)), int(q.get('gsrlimit', 10))
-    items, total = _practice_page(srv, q.get('gsrsearch', ''), start, n)
-    info = lambda u,m: [dict(url=u, thumburl=u, descriptionurl=m['page'], mime='image/jpeg', extmetadata=dict(
-        ObjectName=dict(value=m['title']), Artist=dict(value=f'<a href="{m["page"]}">{m["creator"]}</a>'),
-        LicenseShortName=dict(value=license_name(m['license'], m['version'])),
-        LicenseUrl=dict(value=m['license_url'])))]
-    pages = [dict(pageid=m['id'], ns=6, title=f"File:{m['title']}.jpg", index=start+j+1,
-                  **({'imageinfo': info(u, m)} if u else {})) for j,(u,m) in enumerate(items)]
-    more = {'continue': {'gsroffset': start+n, 'continue': 'gsroffset||'}} if start+n < total else {}
-    return {'batchcomplete': True, **more, 'query': {'pages': pages}}
-
-# %% ../nbs/03c_practice.ipynb #248679a6
-def _inat_code(lic:str)->str: return 'cc0' if lic in ('cc0', 'pdm') else f'cc-{lic}'
-
-# %% ../nbs/03c_practice.ipynb #a4d386ed
-def _inaturalist_answer(srv, q:dict)->dict:
-    page, n = int(q.get('page', 1)), int(q.get('per_page', 30))
-    items, total = _practice_page(srv, q.get('taxon_name', ''), (page-1)*n, n)
-    photo = lambda u,m: dict(id=m['id'],
-                             url=re.sub(r'/(\d+)\.jpg$', r'/\1/square.jpg', u),  # iNaturalist's form
-                             license_code=_inat_code(m['license']),
-                             attribution=f"(c) {m['creator']}, "
-                                         f"some rights reserved ({license_name(m['license'])})")
-    res = [dict(id=m['id'], uri=m['page'], quality_grade='research', taxon=dict(name=q.get('taxon_name', '')),
-                user=dict(login=f"practice{m['id'] % 7}", name=m['creator']),
-                photos=[photo(u, m)] if u else [])
-           for u,m in items]
-    return dict(total_results=total, page=page, per_page=n, results=res)
-
-_API_PATHS = {'/v1/images/': ('openverse', _openverse_answer), '/w/api.php': ('wikimedia', _wikimedia_answer),
-              '/v1/observations': ('inaturalist', _inaturalist_answer)}
-
 # %% ../nbs/03c_practice.ipynb #f281b640
 class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args): pass
@@ -151,72 +86,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         try: self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError): pass
-
-# %% ../nbs/03c_practice.ipynb #7ac2cf04
-@patch
-def do_POST(self:_Handler):
-    self.rfile.read(int(self.headers.get('Content-Length', 0)))
-    self.do_GET()
-
-# %% ../nbs/03c_practice.ipynb #9161e263
-@patch
-def do_GET(self:_Handler):
-    u = urllib.parse.urlsplit(self.path)
-    q = dict(urllib.parse.parse_qsl(u.query))
-    srv = self.server.owner
-    srv.requests.append(self.path)
-    parts = u.path.strip('/').split('/')
-    api, answer = _API_PATHS.get(u.path, ('duckduckgo' if u.path in ('/', '/i.js') else None, None))
-    if fault := srv._next_fault(api): return self._api_fault(srv, fault)
-    if answer: return self._send(200, json.dumps(answer(srv, q)).encode(), 'application/json')
-    if u.path == '/':
-        return self._send(200, f'<html><script>vqd="4-{srv.vqd}";</script></html>'.encode(), 'text/html')
-    if u.path == '/i.js': return self._results(srv, q)
-    if parts[0] == 'img' and len(parts) in (3, 4):  # 4: iNaturalist's /photos/ID/square.jpg form
-        term, i = urllib.parse.unquote(parts[1]), int(parts[2].split('.')[0])
-        if parts[-1].startswith('square'):
-            return self._send(200, _encode(practice_photo(term, i, 75).resize((75, 75))))
-        return self._send(200, _practice_bytes(term, i, srv.size, q.get('variant', '')))
-    if parts[0] == 'photo': return self._send(200, b'<html><h1>A practice photo</h1></html>', 'text/html')
-    if parts[0] == 'fault' and len(parts) == 2: return self._fault(srv, parts[1])
-    self._send(404, b'Not found', 'text/plain')
-
-# %% ../nbs/03c_practice.ipynb #a04893b0
-@patch
-def _results(self:_Handler, srv, q):
-    if q.get('vqd') != f'4-{srv.vqd}': return self._send(403, b'Forbidden', 'text/plain')
-    urls, s = srv.result_urls(q.get('q', '')), int(q.get('s', 0))
-    nxt = {'next': 'i.js?' + urllib.parse.urlencode({**q, 's': s+100})} if s+100 < len(urls) else {}
-    body = json.dumps({'results': [{'image': u, 'title': q.get('q', '')} for u in urls[s:s+100]], **nxt})
-    self._send(200, body.encode(), 'application/json')
-
-# %% ../nbs/03c_practice.ipynb #158b4d5c
-@patch
-def _api_fault(self:_Handler, srv, fault:str):
-    "Answer an API request the way a failing API does."
-    if fault == 'hang':
-        srv._stopping.wait(60)
-        return
-    if fault in ('429', '503'):
-        return self._send(int(fault), b'{"detail": "slow down"}', 'application/json',
-                          **{'Retry-After': srv.retry_after})
-    if fault == 'garbage':
-        return self._send(200, b'<html><body>Please enable JavaScript</body></html>', 'text/html')
-    self._send(int(fault), f'<html>Error {fault}</html>'.encode(), 'text/html')
-
-# %% ../nbs/03c_practice.ipynb #cc02797e
-@patch
-def _fault(self:_Handler, srv, name):
-    if name == 'hang':
-        srv._stopping.wait(60)
-        return
-    if name in ('404', '500'):
-        return self._send(int(name), f'<html>Error {name}</html>'.encode(), 'text/html')
-    if name == 'loop': return self._send(302, b'', 'text/plain', Location='/fault/loop')
-    body = _fault_bytes(name)
-    if body is None: return self._send(404, b'Not found', 'text/plain')
-    self._send(200, body, 'text/html' if name == 'page.jpg' else 'image/jpeg', length=name != 'big.jpg')
-    if name == 'big.jpg': self.close_connection = True
 
 # %% ../nbs/03c_practice.ipynb #ca559837
 class ImageServer:
@@ -291,6 +160,137 @@ def _next_fault(self:ImageServer, api:str|None)->str|None:
     q, forever = self._faults.get(api, ([], False))
     if not q: return None
     return q[0] if forever and len(q) == 1 else q.pop(0)
+
+# %% ../nbs/03c_practice.ipynb #04fb2326
+_PRACTICE_LICENSES = [('by', '2.0'), ('by-sa', '4.0'), ('cc0', '1.0'), ('by-nc', '2.0'), ('pdm', '1.0')]
+
+def _practice_results(srv, term:str)->list:
+    "The practice APIs' results for `term`: (image URL or None, what is known about the photo)."
+    t, res = urllib.parse.quote(term.strip().lower(), safe=''), []
+    for i, u in enumerate(srv.result_urls(term) + ([None] if srv.faults and srv.n_images else [])):
+        lic, ver = _PRACTICE_LICENSES[i % len(_PRACTICE_LICENSES)]
+        about = dict(id=i, title=f'{term} {i}', creator=f'Practice Photographer {i % 7}', license=lic,
+                     version=ver, license_url=license_page(lic, ver), page=f'{srv.url}photo/{t}/{i}')
+        res.append((u, about))
+    if srv.faults and res:
+        res.insert(2, res.pop())  # the result without an image URL, early, where it is seen
+    return res
+
+# %% ../nbs/03c_practice.ipynb #0f1042a8
+def _practice_page(srv, term:str, start:int, n:int)->list:
+    "Results `start` to `start+n`; with faults, the page before's last one again first."
+    res = _practice_results(srv, term)
+    return res[max(start - (srv.faults and start > 0), 0):start+n], len(res)
+
+# %% ../nbs/03c_practice.ipynb #00c11f6b
+def _openverse_answer(srv, q:dict)->dict:
+    page, size = int(q.get('page', 1)), int(q.get('page_size', 20))
+    items, n = _practice_page(srv, q.get('q', ''), (page-1)*size, size)
+    res = [dict(id=str(m['id']), title=m['title'], url=u, foreign_landing_url=m['page'], creator=m['creator'],
+                license=m['license'], license_version=m['version'], license_url=m['license_url'],
+                provider='practice')
+           for u,m in items]
+    return dict(result_count=n, page_count=math.ceil(n/size), page_size=size, page=page, results=res)
+
+# %% ../nbs/03c_practice.ipynb #d12c6f03
+def _wikimedia_answer(srv, q:dict)->dict:
+    start, n = int(q.get('gsroffset', 0)), int(q.get('gsrlimit', 10))
+    items, total = _practice_page(srv, q.get('gsrsearch', ''), start, n)
+    info = lambda u,m: [dict(url=u, thumburl=u, descriptionurl=m['page'], mime='image/jpeg', extmetadata=dict(
+        ObjectName=dict(value=m['title']), Artist=dict(value=f'<a href="{m["page"]}">{m["creator"]}</a>'),
+        LicenseShortName=dict(value=license_name(m['license'], m['version'])),
+        LicenseUrl=dict(value=m['license_url'])))]
+    pages = [dict(pageid=m['id'], ns=6, title=f"File:{m['title']}.jpg", index=start+j+1,
+                  **({'imageinfo': info(u, m)} if u else {})) for j,(u,m) in enumerate(items)]
+    more = {'continue': {'gsroffset': start+n, 'continue': 'gsroffset||'}} if start+n < total else {}
+    return {'batchcomplete': True, **more, 'query': {'pages': pages}}
+
+# %% ../nbs/03c_practice.ipynb #248679a6
+def _inat_code(lic:str)->str: return 'cc0' if lic in ('cc0', 'pdm') else f'cc-{lic}'
+
+# %% ../nbs/03c_practice.ipynb #a4d386ed
+def _inaturalist_answer(srv, q:dict)->dict:
+    page, n = int(q.get('page', 1)), int(q.get('per_page', 30))
+    items, total = _practice_page(srv, q.get('taxon_name', ''), (page-1)*n, n)
+    photo = lambda u,m: dict(id=m['id'],
+                             url=re.sub(r'/(\d+)\.jpg$', r'/\1/square.jpg', u),  # iNaturalist's form
+                             license_code=_inat_code(m['license']),
+                             attribution=f"(c) {m['creator']}, "
+                                         f"some rights reserved ({license_name(m['license'])})")
+    res = [dict(id=m['id'], uri=m['page'], quality_grade='research', taxon=dict(name=q.get('taxon_name', '')),
+                user=dict(login=f"practice{m['id'] % 7}", name=m['creator']),
+                photos=[photo(u, m)] if u else [])
+           for u,m in items]
+    return dict(total_results=total, page=page, per_page=n, results=res)
+
+_API_PATHS = {'/v1/images/': ('openverse', _openverse_answer), '/w/api.php': ('wikimedia', _wikimedia_answer),
+              '/v1/observations': ('inaturalist', _inaturalist_answer)}
+
+# %% ../nbs/03c_practice.ipynb #9161e263
+@patch
+def do_GET(self:_Handler):
+    u = urllib.parse.urlsplit(self.path)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    srv = self.server.owner
+    srv.requests.append(self.path)
+    parts = u.path.strip('/').split('/')
+    api, answer = _API_PATHS.get(u.path, ('duckduckgo' if u.path in ('/', '/i.js') else None, None))
+    if fault := srv._next_fault(api): return self._api_fault(srv, fault)
+    if answer: return self._send(200, json.dumps(answer(srv, q)).encode(), 'application/json')
+    if u.path == '/':
+        return self._send(200, f'<html><script>vqd="4-{srv.vqd}";</script></html>'.encode(), 'text/html')
+    if u.path == '/i.js': return self._results(srv, q)
+    if parts[0] == 'img' and len(parts) in (3, 4):  # 4: iNaturalist's /photos/ID/square.jpg form
+        term, i = urllib.parse.unquote(parts[1]), int(parts[2].split('.')[0])
+        if parts[-1].startswith('square'):
+            return self._send(200, _encode(practice_photo(term, i, 75).resize((75, 75))))
+        return self._send(200, _practice_bytes(term, i, srv.size, q.get('variant', '')))
+    if parts[0] == 'photo': return self._send(200, b'<html><h1>A practice photo</h1></html>', 'text/html')
+    if parts[0] == 'fault' and len(parts) == 2: return self._fault(srv, parts[1])
+    self._send(404, b'Not found', 'text/plain')
+
+# %% ../nbs/03c_practice.ipynb #7ac2cf04
+@patch
+def do_POST(self:_Handler):
+    self.rfile.read(int(self.headers.get('Content-Length', 0)))
+    self.do_GET()
+
+# %% ../nbs/03c_practice.ipynb #a04893b0
+@patch
+def _results(self:_Handler, srv, q):
+    if q.get('vqd') != f'4-{srv.vqd}': return self._send(403, b'Forbidden', 'text/plain')
+    urls, s = srv.result_urls(q.get('q', '')), int(q.get('s', 0))
+    nxt = {'next': 'i.js?' + urllib.parse.urlencode({**q, 's': s+100})} if s+100 < len(urls) else {}
+    body = json.dumps({'results': [{'image': u, 'title': q.get('q', '')} for u in urls[s:s+100]], **nxt})
+    self._send(200, body.encode(), 'application/json')
+
+# %% ../nbs/03c_practice.ipynb #158b4d5c
+@patch
+def _api_fault(self:_Handler, srv, fault:str):
+    "Answer an API request the way a failing API does."
+    if fault == 'hang':
+        srv._stopping.wait(60)
+        return
+    if fault in ('429', '503'):
+        return self._send(int(fault), b'{"detail": "slow down"}', 'application/json',
+                          **{'Retry-After': srv.retry_after})
+    if fault == 'garbage':
+        return self._send(200, b'<html><body>Please enable JavaScript</body></html>', 'text/html')
+    self._send(int(fault), f'<html>Error {fault}</html>'.encode(), 'text/html')
+
+# %% ../nbs/03c_practice.ipynb #cc02797e
+@patch
+def _fault(self:_Handler, srv, name):
+    if name == 'hang':
+        srv._stopping.wait(60)
+        return
+    if name in ('404', '500'):
+        return self._send(int(name), f'<html>Error {name}</html>'.encode(), 'text/html')
+    if name == 'loop': return self._send(302, b'', 'text/plain', Location='/fault/loop')
+    body = _fault_bytes(name)
+    if body is None: return self._send(404, b'Not found', 'text/plain')
+    self._send(200, body, 'text/html' if name == 'page.jpg' else 'image/jpeg', length=name != 'big.jpg')
+    if name == 'big.jpg': self.close_connection = True
 
 # %% ../nbs/03c_practice.ipynb #5be8d899
 class LocalImageSearch(ImageSearch):

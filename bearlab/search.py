@@ -67,6 +67,20 @@ def _failure(backend, reason:str, advice:str='')->SearchError:
     e.backend, e.reason = backend, reason
     return e
 
+# %% ../nbs/03b_search.ipynb #bf0b8cf4
+_ADVICE = (". Try again later, search another way (`search_images(term, backend=[WikimediaCommons(), "
+           "Openverse()])`), or collect URLs by hand and use `urls_from_file`.")
+
+def _read_answer(
+    backend:ImageSearch, # the search that asked
+    r, # its answer, from `urllib.request.urlopen`
+)->bytes:
+    "The body of `r`, refused with a `SearchError` once it is larger than `backend.max_answer`."
+    def too_large(n): return _failure(backend, f"sent an answer of more than {backend.max_answer:,} bytes, "
+                                               "far more than any page of results", _ADVICE)
+    return read_capped(r, backend.max_answer, too_large)
+
+
 # %% ../nbs/03b_search.ipynb #be62817a
 class DuckDuckGo(ImageSearch):
     "DuckDuckGo's image search, as fastbook's `search_images_ddg` does it."
@@ -165,9 +179,6 @@ class ImageAPI(ImageSearch):
         raise NotImplementedError
 
 # %% ../nbs/03b_search.ipynb #74cdfba5
-_ADVICE = (". Try again later, search another way (`search_images(term, backend=[WikimediaCommons(), "
-           "Openverse()])`), or collect URLs by hand and use `urls_from_file`.")
-
 @patch
 def _failed(self:ImageAPI, e:Exception, attempt:int=0)->SearchError:
     "The `SearchError` for the request that failed with `e`, saying why in a few words."
@@ -178,17 +189,6 @@ def _failed(self:ImageAPI, e:Exception, attempt:int=0)->SearchError:
     elif isinstance(e, urllib.error.HTTPError): why = f'answered {r}'
     else: why = f'gave {r}' if r.startswith('no answer') else f"couldn't be reached ({r})"
     return _failure(self, why, _ADVICE)
-
-# %% ../nbs/03b_search.ipynb #bf0b8cf4
-def _read_answer(
-    backend:ImageSearch, # the search that asked
-    r, # its answer, from `urllib.request.urlopen`
-)->bytes:
-    "The body of `r`, refused with a `SearchError` once it is larger than `backend.max_answer`."
-    def too_large(n): return _failure(backend, f"sent an answer of more than {backend.max_answer:,} bytes, "
-                                               "far more than any page of results", _ADVICE)
-    return read_capped(r, backend.max_answer, too_large)
-
 
 # %% ../nbs/03b_search.ipynb #9692484f
 @patch
