@@ -29,7 +29,8 @@ def failure_reason(
     return f'{type(r).__name__}: {r}' if str(r) else type(r).__name__
 
 # %% ../nbs/03_net.ipynb #af7c8dac
-BROWSER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36' # a browser's User-Agent
+BROWSER_AGENT = ('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) '
+                 'Chrome/124.0 Safari/537.36') # a browser's User-Agent
 
 # %% ../nbs/03_net.ipynb #ca9cdf23
 def read_capped(

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 from fastcore.all import *
 from .errors import BearlabError
-from .search import (ImageSearch, DuckDuckGo, Openverse, WikimediaCommons, INaturalist, FallbackSearch, SearchError,
-                            license_name, license_page, online)
+from .search import (ImageSearch, DuckDuckGo, Openverse, WikimediaCommons, INaturalist, FallbackSearch,
+                            SearchError, license_name, license_page, online)
 
 _log = logging.getLogger('bearlab.practice') # what `search_images` chose, when it wasn't the web
 

@@ -38,7 +38,8 @@ class ImageSearch:
     def __repr__(self): return self.name
 
 # %% ../nbs/03b_search.ipynb #96b7cc91
-META_COLS = ['title', 'creator', 'license', 'license_url', 'source_page'] # what an `ImageURL` knows: the manifest's credit columns
+# what an `ImageURL` knows of its photo: the manifest's credit columns
+META_COLS = ['title', 'creator', 'license', 'license_url', 'source_page']
 
 class ImageURL(str):
     "An image URL (a `str`) carrying what its search knew: title, creator, license, license URL, page."
