@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from fastcore.basics import patch, store_attr
-from .images import BearlabError, NOT_A_BEAR
-from .inference import Classifier, Prediction, model_path
+from .images import BearlabError
+from .inference import Classifier, Prediction, NOT_A_BEAR, model_path
 from .runtime import ModelLoadError, OnnxModel
 from .drift import drift_score
 

@@ -10,8 +10,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import numpy as np
 import bearlab
-from .images import BearlabError, MAX_UPLOAD_BYTES, NOT_A_BEAR
-from .inference import Classifier, model_path
+from .images import BearlabError
+from .inference import Classifier, MAX_UPLOAD_BYTES, NOT_A_BEAR, model_path
 from . import runtime as rt
 
 # %% auto #0
