@@ -10,7 +10,8 @@ import numpy as np, pandas as pd
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
-from .images import ImageError, NOT_A_BEAR, label_folder, open_image
+from .images import ImageError, label_folder, open_image
+from .inference import NOT_A_BEAR
 from .files import file_hash, image_files, find_duplicates, StableSplitter
 from .journal import CleanError, EmptyDatasetError, check_label, check_inside, free_name
 

@@ -13,8 +13,7 @@ import numpy as np
 from PIL import Image
 from fastcore.basics import patch, store_attr
 from .errors import BearlabError
-from .images import NOT_A_BEAR
-from .inference import Classifier, Prediction, model_path
+from .inference import Classifier, Prediction, NOT_A_BEAR, model_path
 from .runtime import ModelLoadError, OnnxModel
 from .drift import drift_score
 

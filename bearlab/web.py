@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import bearlab
 from .errors import BearlabError
-from .images import MAX_UPLOAD_BYTES, NOT_A_BEAR
-from .inference import Classifier, model_path
+from .inference import Classifier, MAX_UPLOAD_BYTES, NOT_A_BEAR, model_path
 from . import runtime as rt
 
 # %% auto #0
