@@ -20,6 +20,7 @@ from .files import file_hash
 from .journal import Journal, TRASH, free_name
 from .net import _reason, read_capped
 from .search import _META_COLS, _UA, urls_from_file
+_all_ = ['image_ext', 'DatasetError'] # bearlab.dataset's, importable from here as before
 
 # %% auto #0
 __all__ = ['MAX_BYTES', 'MANIFEST', 'QUARANTINE', 'DownloadError', 'fetch', 'check_photo', 'read_manifest', 'download_urls',
@@ -52,9 +53,6 @@ def fetch(
             return read_capped(r, max_bytes, lambda n: _too_large(n, max_bytes))
     except DownloadError: raise
     except Exception as e: raise DownloadError(_reason(e, timeout)) from None
-
-# %% ../nbs/03d_download.ipynb #1eb268f6
-_all_ = ['image_ext', 'DatasetError'] # bearlab.dataset's, importable from here as before
 
 # %% ../nbs/03d_download.ipynb #50b35a7e
 def check_photo(

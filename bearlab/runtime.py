@@ -4,12 +4,13 @@
 
 # %% ../nbs/01b_runtime.ipynb #8b8e8fd9
 from __future__ import annotations
-import hashlib, os, re, threading, warnings
+import hashlib, os, re, warnings
 from unittest import mock
 from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .images import BearlabError
+from .dataset import safe_write
 
 # %% auto #0
 __all__ = ['THREADS_ENV', 'OPSET', 'ModelLoadError', 'OnnxExportError', 'cache_root', 'threads', 'onnx_session', 'OnnxModel',
@@ -149,16 +150,14 @@ def export_onnx(
     import torch
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp') # one per thread
     names = ['logits', 'features'] if last_linear(model) is not None else ['logits']
     # torch prints the whole graph when export fails
     quiet = mock.patch.object(torch._C, '_jit_onnx_log', lambda *a: None)
-    with warnings.catch_warnings(), torch.no_grad(), quiet:
+    with safe_write(dest) as tmp, warnings.catch_warnings(), torch.no_grad(), quiet:
         warnings.simplefilter('ignore')
         torch.onnx.export(with_features(model.eval()) if len(names) == 2 else model.eval(), torch.zeros(1, 3, *size),
                           str(tmp), opset_version=OPSET, dynamo=False, input_names=['image'], output_names=names,
                           dynamic_axes={'image':{0:'batch'}, **{n:{0:'batch'} for n in names}})
-    os.replace(tmp, dest)
     return dest
 
 # %% ../nbs/01b_runtime.ipynb #95f56ae8
