@@ -374,3 +374,17 @@ def test_fit_check_changes_nothing_else(tmp_path):
     assert type(pickle.loads(pickle.dumps(a.fit_check))) is Callback
     a.export(tmp_path/'export.pkl')
     assert b'FitCheck' not in (tmp_path/'export.pkl').read_bytes()
+
+def test_dataset_refusals_and_safe_write(tmp_path):
+    "bearlab.dataset: one clear message for each way a dataset folder is wrong; a failed write leaves nothing behind."
+    from bearlab.dataset import class_folders, class_photos, check_label, safe_write, UnsafeLabelError
+    (tmp_path/'file.jpg').write_bytes(b'x'); (tmp_path/'ds'/'empty class').mkdir(parents=True)
+    for call, words in [(lambda: class_folders(tmp_path/'file.jpg'), 'There is no folder at'),
+                        (lambda: class_folders(tmp_path/'ds'/'empty class'), 'no class folders'),
+                        (lambda: class_photos(tmp_path/'ds'/'empty class'), "'empty class' has no photos"),
+                        (lambda: check_label('a/b'), "can't be used as a label")]:
+        with pytest.raises(DatasetError, match=words): call()
+    assert issubclass(UnsafeLabelError, DatasetError) and check_label('polar bear') == 'polar bear'
+    with pytest.raises(KeyboardInterrupt):
+        with safe_write(tmp_path/'ds'/'x.npz') as t: t.write_bytes(b'half'); raise KeyboardInterrupt
+    assert sorted(p.name for p in (tmp_path/'ds').iterdir()) == ['empty class']
