@@ -12,8 +12,9 @@ import bearlab
 import ipywidgets as widgets
 from fastcore.basics import patch, store_attr
 from PIL import Image
-from .images import BearlabError, PHOTO_FORMATS, format_ext, label_folder, photo_bytes, thumbnail
+from .images import BearlabError, PHOTO_FORMATS, photo_bytes, thumbnail
 from .inference import Classifier, Prediction, MAX_UPLOAD_BYTES, NOT_A_BEAR
+from .dataset import class_folder, photo_name, safe_write
 _all_ = ['NOT_A_BEAR']
 _log = logging.getLogger('bearlab.app')
 from .monitor import Rollout, photo_facts, rollout_from_env
@@ -215,14 +216,10 @@ def keep_flagged(
     pred:Prediction, # what the model said
 )->Path: # where the photo is kept
     "Save `data` once as `folder/label/<sha256>.<ext>`; journal the time and both answers (model, person)."
-    fmt = Image.open(io.BytesIO(data)).format or 'BIN'
-    sub = label_folder(label)
-    dst = Path(folder)/sub/f'{hashlib.sha256(data).hexdigest()[:16]}.{format_ext(fmt)}'
+    dst = class_folder(folder, label)/photo_name(data)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.exists(): # written whole, then renamed: a reader never sees half a photo
-        tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
-        tmp.write_bytes(data)
-        tmp.replace(dst)
+        with safe_write(dst) as part: part.write_bytes(data)
     line = {'time': datetime.now(timezone.utc).isoformat(timespec='seconds'),
             'file': dst.relative_to(folder).as_posix(),
             'model': pred.answer,

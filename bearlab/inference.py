@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 from fastcore.basics import patch
 from .images import BearlabError, open_image, MAX_PIXELS
+from .dataset import safe_write
 from . import runtime as rt
 from .runtime import ModelLoadError, OnnxModel
 from .drift import FeatureReference, DomainReference, DriftError
@@ -698,14 +699,9 @@ def default_bundle(
     # named for bearlab's version and its export format: a newer one writes its own
     path = Path(cache or rt.cache_root()/'bundles')/f'imagenet-bears-lite0-{__version__}-onnx{rt._FORMAT}'
     if (path/'bundle.json').is_file(): return path
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}')
-    shutil.rmtree(tmp, ignore_errors=True) # our own leftover from a crash, never a user's file
     try:
-        Classifier.default().save(tmp)
-        os.replace(tmp, path)
-    except BaseException as e: # Ctrl-C too: no half-written bundle is left behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not isinstance(e, OSError): raise
+        with safe_write(path) as tmp: Classifier.default().save(tmp) # no half-written bundle is left behind
+    except OSError as e:
         if not (path/'bundle.json').is_file(): # else another process wrote it first: theirs is the same
             raise ModelLoadError(f"The built-in model can't be written to bearlab's cache {path.parent} ({e}). "
                                  "Set $BEARLAB_CACHE to a folder you can write to.") from None

@@ -4,45 +4,29 @@
 
 # %% ../nbs/04b_issues.ipynb #b3c7a609
 from __future__ import annotations
-import os, shutil, threading, warnings
+import json, os, shutil, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
-from .images import ImageError, label_folder, open_image
+from .images import ImageError, open_image
 from .inference import NOT_A_BEAR
-from .files import file_hash, image_files, find_duplicates, StableSplitter
-from .journal import CleanError, EmptyDatasetError, check_label, check_inside, free_name
+from .dataset import EmptyDatasetError, class_folder, dataset_items, image_files, safe_write
+from .files import file_hash, find_duplicates, StableSplitter
+from .journal import CleanError, check_inside, free_name
 
 # %% auto #0
-__all__ = ['QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of', 'Lite0Embedder', 'PixelEmbedder', 'image_stats',
-           'quality_issues', 'default_cache_dir', 'scan_images', 'out_of_fold_probs', 'per_class_thresholds',
-           'confident_joint', 'calibrate_joint', 'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers',
-           'label_issues_from', 'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
+__all__ = ['QUALITY', 'TooFewClassesError', 'split_of', 'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues',
+           'default_cache_dir', 'scan_images', 'out_of_fold_probs', 'per_class_thresholds', 'confident_joint',
+           'calibrate_joint', 'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'label_issues_from',
+           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback', 'dataset_items']
 
 # %% ../nbs/04b_issues.ipynb #8f766bee
 class TooFewClassesError(CleanError): "Finding label errors needs two classes or more, of two photos or more."
 
-# %% ../nbs/04b_issues.ipynb #cf843497
-def dataset_items(
-    path, # a folder with one sub-folder of photos per class
-)->tuple: # (files, labels): sorted `Path`s and the names of their folders
-    "Every photo in a dataset folder, and its label: the name of the folder it is in."
-    path = Path(path)
-    if not path.is_dir():
-        raise EmptyDatasetError(f"There is no folder at {path}. "
-                                "Give the folder that holds one folder per class.")
-    files = list(image_files(path))
-    loose = [f for f in files if f.parent == path]
-    if loose:
-        warnings.warn(f"{len(loose)} photos lie directly in {path}, outside any class folder: "
-                      "they are left out. Move them into a class folder.")
-    files = [f for f in files if f.parent != path]
-    if not files:
-        raise EmptyDatasetError(f"No photos in {path}. Put them in one folder per class, e.g. "
-                                f"{path/'grizzly'/'1.jpg'}.")
-    return files, [f.parent.name for f in files]
+# %% ../nbs/04b_issues.ipynb #becc74ca
+_all_ = ['dataset_items'] # bearlab.dataset's, importable from here as before
 
 # %% ../nbs/04b_issues.ipynb #ae8b559c
 def split_of(
@@ -136,13 +120,11 @@ def _load_cached(f:Path):
         with np.load(f) as z: return z['emb'], dict(zip(_STATS, z['stats'].tolist()))
     except Exception: return None # a cache file cut short: compute it again
 
-# %% ../nbs/04b_issues.ipynb #22786cd0
+# %% ../nbs/04b_issues.ipynb #955af101
 def _save_cached(f:Path, emb, stats:dict):
-    tmp = f.with_suffix(f'.{os.getpid()}.{threading.get_ident()}.tmp.npz')
     try:
         f.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
-        os.replace(tmp, f)
+        with safe_write(f) as part: np.savez(part, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
     except OSError as e: # the scan goes on; only the next one is slower
         warnings.warn(f"The embedding cache {f.parent.parent} can't be written ({type(e).__name__}), so photos will be "
                       "embedded again next time. Set $BEARLAB_CACHE to a folder you can write to.", stacklevel=2)
@@ -511,18 +493,32 @@ def refit(
     new.attrs.update({**df.attrs, 'n_label_issues': new.attrs['n_label_issues']})
     return new
 
-# %% ../nbs/04b_issues.ipynb #80be60c3
+# %% ../nbs/04b_issues.ipynb #09a83e3f
+def _said(
+    feedback:Path, # the app's feedback folder
+)->dict: # {photo, relative to `feedback`: label}
+    "The label each photo was flagged with, as `feedback.jsonl` recorded what the person said."
+    f, out = Path(feedback)/'feedback.jsonl', {}
+    for line in (f.read_text(encoding='utf-8').splitlines() if f.is_file() else []):
+        try: r = json.loads(line)
+        except json.JSONDecodeError: continue # a line cut short
+        if isinstance(r, dict) and r.get('file') and r.get('person'): out[r['file']] = r['person']
+    return out
+
+# %% ../nbs/04b_issues.ipynb #3dfa122a
 def take_feedback(
     feedback, # the app's feedback folder: one folder per label, and its `feedback.jsonl`
     path, # the dataset to add the flagged photos to
     skip:tuple=(NOT_A_BEAR,), # answers not to add: by default photos of no class at all
 )->list: # the copies made, in the dataset
     "Copy the photos flagged in the app into the dataset's class folders, once each; `feedback` is kept."
-    path, made, skipped = Path(path), [], {label_folder(s) for s in skip}
+    feedback, path, made, said = Path(feedback), Path(path), [], _said(feedback)
+    skipped = set(skip) | {s.replace(' ', '-') for s in skip} # and the folder an older app named them in
     known = {file_hash(f) for f in image_files(path)}
     for f, label in zip(*dataset_items(feedback)):
+        label = said.get(f.relative_to(feedback).as_posix(), label)
         if label in skipped or (h := file_hash(f)) in known: continue
-        dst = free_name(check_inside(path, path/check_label(label)/f.name))
+        dst = free_name(check_inside(path, class_folder(path, label)/f.name))
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, dst)
         known.add(h)

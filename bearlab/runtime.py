@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .errors import BearlabError
+from .dataset import safe_write
 
 # %% auto #0
 __all__ = ['THREADS_ENV', 'OPSET', 'ModelLoadError', 'OnnxExportError', 'cache_root', 'threads', 'onnx_session', 'OnnxModel',
@@ -168,15 +169,13 @@ def export_onnx(
     import torch
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp') # one per thread
     names = ['logits', 'features'] if last_linear(model) is not None else ['logits']
     # the exporter's deprecation warnings are not the learner's to act on; its graph dump on failure neither
-    with _EXPORTING, _native_stdout_silenced(), warnings.catch_warnings(), torch.no_grad():
+    with safe_write(dest) as tmp, _EXPORTING, _native_stdout_silenced(), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
         torch.onnx.export(with_features(model.eval()) if len(names) == 2 else model.eval(), torch.zeros(1, 3, *size),
                           str(tmp), opset_version=OPSET, dynamo=False, input_names=['image'], output_names=names,
                           dynamic_axes={'image':{0:'batch'}, **{n:{0:'batch'} for n in names}})
-    os.replace(tmp, dest)
     return dest
 
 # %% ../nbs/01b_runtime.ipynb #95f56ae8
