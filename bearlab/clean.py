@@ -92,9 +92,10 @@ def rescore(self:IssueQueue,
 )->IssueQueue: # itself
     "Score the queue again with `decisions` taken as true; photos in the trash are set aside."
     trashed = self.df.path.map(_in_trash)
+    new = refit(self.df[~trashed], decisions, self.root, self.embedder, self.cache_dir,
+                self.folds, self.seed, self.rank_by)
     if trashed.any(): self.aside = pd.concat([self.aside, self.df[trashed]], ignore_index=True)
-    self.df = refit(self.df[~trashed], decisions, self.root, self.embedder, self.cache_dir,
-                    self.folds, self.seed, self.rank_by)
+    self.df = new
     return self
 
 # %% ../nbs/04c_clean.ipynb #e3e98c45
