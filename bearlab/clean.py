@@ -132,8 +132,14 @@ class ImageCleaner:
         p = self.journal.pending()
         self.message = (f"An earlier {p['kind']} stopped part-way: call `.recover('complete')` or "
                         "`.recover('rollback')`." if p else '')
-    df = property(lambda self: self.queue.df, doc="The queue's photos, one row each.")
-    root = property(lambda self: self.queue.root, doc="The dataset folder.")
+    @property
+    def df(self)->pd.DataFrame:
+        "The queue's photos, one row each."
+        return self.queue.df
+    @property
+    def root(self)->Path:
+        "The dataset folder."
+        return self.queue.root
 
 # %% ../nbs/04c_clean.ipynb #616dd417
 @patch
