@@ -124,6 +124,8 @@ class ImageCleaner:
         thumb:int=160, # thumbnail size, in pixels
         **kwargs,
     ):
+        if isinstance(queue, IssueQueue) and (root or kwargs):
+            raise CleanError("An `IssueQueue` keeps its own folder and settings: give them to `IssueQueue`.")
         self.queue = queue if isinstance(queue, IssueQueue) else IssueQueue(queue, root, **kwargs)
         store_attr('page_size,thumb')
         self.journal = Journal(self.queue.root)
