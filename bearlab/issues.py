@@ -356,7 +356,8 @@ def _reasons(r, s, dups:list)->tuple:
     return ','.join(dict.fromkeys(ks)), '; '.join(ws)
 
 # %% ../nbs/04b_issues.ipynb #ffca1b37
-def _queue(files, labels, sc, X, split, dups:dict, groups:list, folds, seed, rank_by)->pd.DataFrame:
+def _queue(files, labels, sc, X, *, split:list, dups:dict, groups:list, folds:int, seed:int,
+           rank_by:str)->pd.DataFrame:
     "The queue: label scores, outliers, quality and duplicates of every photo, most suspicious first."
     ok = sc.error.isna().to_numpy()
     okl = [l for l, o in zip(labels, ok) if o]
@@ -374,7 +375,7 @@ def _queue(files, labels, sc, X, split, dups:dict, groups:list, folds, seed, ran
     df['is_issue'] = df.kinds != ''
     df = df.sort_values(['is_issue', 'score'], ascending=[False, True], kind='stable', ignore_index=True)
     df = df[_COLS]
-    df.attrs.update(classes=classes, n_label_issues=n_est, method='embeddings', folds=folds, seed=seed)
+    df.attrs['n_label_issues'] = n_est # a result, not a setting: how far down the queue to look
     return df
 
 # %% ../nbs/04b_issues.ipynb #c420c680
@@ -405,9 +406,8 @@ def label_issues_from(
     dups, pairs = _duplicate_reasons(items, labels, splitter, progress) if duplicates else ({}, [])
     by_hash = {h: i for i, h in enumerate(sc.hash)} # exact copies are one group even without `duplicates`
     groups = group_numbers(len(items), pairs + [(i, by_hash[h]) for i, h in enumerate(sc.hash)])
-    df = _queue(items, labels, sc, X, split_of(items, root, splitter), dups, groups, folds, seed, rank_by)
-    df.attrs.update(root=str(root), rank_by=rank_by)
-    return df
+    return _queue(items, labels, sc, X, split=split_of(items, root, splitter), dups=dups, groups=groups,
+                  folds=folds, seed=seed, rank_by=rank_by)
 
 # %% ../nbs/04b_issues.ipynb #4b8eb153
 @delegates(label_issues_from, but=['items', 'labels', 'root'])
@@ -452,8 +452,7 @@ def learner_label_issues(
               "the model learnt their labels, so their scores are in-sample and miss errors it memorised. "
               "`label_issues(path)` scores every photo out-of-fold.")
     df = df.sort_values(['is_issue', 'score'], ascending=[False, True], kind='stable', ignore_index=True)
-    df.attrs.update(classes=classes, n_label_issues=n_est, method='learner',
-                    root=str(Path(os.path.commonpath([f.parent.parent for f in items]))))
+    df.attrs['n_label_issues'] = n_est
     return df
 
 # %% ../nbs/04b_issues.ipynb #befa7e62
@@ -478,20 +477,23 @@ def current_labels(
 def refit(
     df:pd.DataFrame, # a queue from `label_issues`
     decisions:dict, # `Journal.decisions()`
+    root, # the dataset folder (the journal's)
     embedder=None, # the embedder `df` was made with (default `Lite0Embedder()`)
     cache_dir=None, # its embeddings cache
+    folds:int=5, # cross-validation folds
+    seed:int=42, # seed of the folds
+    rank_by:str='self_confidence', # or 'normalized_margin'
 )->pd.DataFrame: # the queue re-scored with the labels as decided; deleted photos left out
     "Re-score a queue with the decisions made so far, from the cached embeddings."
-    if df.attrs.get('method') != 'embeddings':
+    if 'in_sample' in df or 'group' not in df: # scored by a Learner: there are no embeddings to refit
         raise CleanError("Only a queue made by `label_issues(path)` can be refitted; "
                          "call `label_issues` again.")
-    keep, labels = current_labels(df, decisions, Path(df.attrs['root']).resolve())
+    keep, labels = current_labels(df, decisions, Path(root).resolve())
     sub = df.loc[keep].reset_index(drop=True)
     sc, X = scan_images(list(sub.path), embedder, cache_dir, progress=False)
-    new = _queue(list(sub.path), labels, sc, X, list(sub.split), dict(enumerate(sub.duplicates)),
-                 list(sub.group), df.attrs['folds'], df.attrs['seed'], df.attrs['rank_by'])
-    new.attrs.update({**df.attrs, 'n_label_issues': new.attrs['n_label_issues']})
-    return new
+    return _queue(list(sub.path), labels, sc, X, split=list(sub.split),
+                  dups=dict(enumerate(sub.duplicates)), groups=list(sub.group), folds=folds, seed=seed,
+                  rank_by=rank_by)
 
 # %% ../nbs/04b_issues.ipynb #09a83e3f
 def _said(
