@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from fastcore.foundation import L
 from PIL import Image
-from .images import BearlabError, format_ext
+from .errors import BearlabError
+from .images import format_ext
 
 # %% auto #0
 __all__ = ['EmptyDatasetError', 'IMAGE_EXTENSIONS', 'DatasetError', 'UnsafeLabelError', 'image_files', 'check_label',

@@ -12,8 +12,8 @@ from .errors import BearlabError
 
 # %% auto #0
 __all__ = ['PHOTO_FORMATS', 'MAX_PIXELS', 'ImageError', 'EmptyImageError', 'NotAnImageError', 'TruncatedImageError',
-           'ImageTooLargeError', 'format_ext', 'label_folder', 'photo_bytes', 'describe_bytes', 'to_rgb', 'open_image',
-           'thumbnail', 'BearlabError']
+           'ImageTooLargeError', 'format_ext', 'photo_bytes', 'describe_bytes', 'to_rgb', 'open_image', 'thumbnail',
+           'BearlabError']
 
 # %% ../nbs/00_images.ipynb #de853e7b
 _all_ = ['BearlabError'] # defined in `bearlab.errors`; `from bearlab.images import BearlabError` still works
@@ -36,13 +36,6 @@ def format_ext(
     "The usual file extension (no dot) for photos in Pillow's format `fmt`."
     return _FORMAT_EXT.get(fmt, fmt.lower())
 
-
-# %% ../nbs/00_images.ipynb #b2d2c323
-def label_folder(
-    label:str, # a class name, or `NOT_A_BEAR`
-)->str: # a folder name: no spaces, no slashes, no leading dot
-    "The folder that keeps the photos labelled `label`."
-    return label.replace(' ', '-').replace('/', '-').lstrip('.') or 'unlabelled'
 
 # %% ../nbs/00_images.ipynb #5105f8f9
 def photo_bytes(
