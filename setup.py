@@ -47,7 +47,7 @@ setuptools.setup(
         'Natural Language :: ' + cfg['language'].title(),
     ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]] + (['License :: ' + lic[1] ] if lic[1] else []),
     url = cfg['git_url'],
-    # bearlab/webpage and bearlab/spacefiles hold no Python: package data, found as namespace folders
+    # bearlab/webpage, bearlab/spacefiles and bearlab/appfiles hold no Python: package data, found as namespace folders
     packages = setuptools.find_namespace_packages(include=['bearlab', 'bearlab.*'], exclude=['*.__pycache__']),
     include_package_data = True,
     install_requires = requirements,

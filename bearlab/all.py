@@ -6,7 +6,9 @@
 __all__ = []
 
 # %% ../nbs/10_all.ipynb #42fd2b13
+from .errors import *
 from .images import *
+from .dataset import *
 from .models import *
 from .inference import *
 from .files import *
@@ -20,11 +22,11 @@ from .clean import *
 from .animation import *
 from .sgd import *
 from .app import *
-from . import (images, models, inference, files, search, practice, download, data, journal, issues, clean,
-                     animation, sgd, app)
+from . import (errors, images, dataset, models, inference, files, search, practice, download, data, journal,
+                     issues, clean, animation, sgd, app)
 
-_modules = (images, models, inference, files, search, practice, download, data, journal, issues, clean, animation,
-            sgd, app)
+_modules = (errors, images, dataset, models, inference, files, search, practice, download, data, journal, issues, clean,
+            animation, sgd, app)
 __all__ = list(dict.fromkeys(n for m in _modules for n in m.__all__)) # `clean` gives the journal's and the scoring's names again
 
 # %% ../nbs/10_all.ipynb #8aeb9916

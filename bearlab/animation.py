@@ -14,10 +14,10 @@ from PIL import Image
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['offline_player', 'FitAnimation']
+__all__ = ['palette_png', 'offline_player', 'FitAnimation']
 
 # %% ../nbs/05_animation.ipynb #8deae613
-def _palette_png(
+def palette_png(
     rgba,              # an RGBA image as an array, e.g. `fig.canvas.buffer_rgba()`
     colours:int=64,    # how many colours to keep
     background=None,   # an RGBA array of the same size: pixels equal to it become transparent
@@ -40,7 +40,7 @@ class _CanvasHTMLWriter(HTMLWriter):
     background = None
     def grab_frame(self, **kwargs):
         self.frame_format = 'png'
-        png = _palette_png(self.fig.canvas.buffer_rgba(), background=self.background)
+        png = palette_png(self.fig.canvas.buffer_rgba(), background=self.background)
         self._saved_frames.append(base64.encodebytes(png).decode('ascii'))
 
 # %% ../nbs/05_animation.ipynb #f6989cc9
@@ -112,7 +112,7 @@ def to_jshtml(self:FitAnimation,
             try: self.save(str(Path(d)/'animation.html'), writer=writer)
             finally: self._background = None
             html = (Path(d)/'animation.html').read_text()
-        still, bg = [base64.b64encode(_palette_png(a)).decode()
+        still, bg = [base64.b64encode(palette_png(a)).decode()
                      for a in (canvas.buffer_rgba(), writer.background)]
         self._fig.set_dpi(dpi)
         self._html_representation = offline_player(html, still, width, bg)

@@ -4,21 +4,24 @@
 
 # %% ../nbs/07_webapp.ipynb #5b82aae8
 from __future__ import annotations
-import hashlib, html, io, json, os, time, traceback, sys
+import hashlib, html, io, json, logging, os, time
 from datetime import datetime, timezone
 from pathlib import Path
 import anywidget, traitlets
+import bearlab
 import ipywidgets as widgets
 from fastcore.basics import patch, store_attr
 from PIL import Image
-from .images import (
-    BearlabError, MAX_UPLOAD_BYTES, PHOTO_FORMATS, NOT_A_BEAR, format_ext, label_folder, photo_bytes, thumbnail)
+from .images import BearlabError, PHOTO_FORMATS, photo_bytes, thumbnail
+from .inference import Classifier, Prediction, MAX_UPLOAD_BYTES, NOT_A_BEAR
+from .dataset import class_folder, photo_name, safe_write
 _all_ = ['NOT_A_BEAR']
-from .inference import Classifier, Prediction
+_log = logging.getLogger('bearlab.app')
 from .monitor import Rollout, photo_facts, rollout_from_env
 
 # %% auto #0
-__all__ = ['FEEDBACK_JOURNAL', 'prob_bars', 'answer_html', 'PhotoPicker', 'BearApp', 'keep_flagged', 'app_from_env', 'NOT_A_BEAR']
+__all__ = ['APP_FILES', 'FEEDBACK_JOURNAL', 'prob_bars', 'answer_html', 'PhotoPicker', 'BearApp', 'keep_flagged', 'app_from_env',
+           'NOT_A_BEAR']
 
 # %% ../nbs/07_webapp.ipynb #aa8a1119
 def prob_bars(
@@ -45,81 +48,12 @@ def answer_html(
     return f'<h3 style="margin:.3em 0">Hmm, not a bear?</h3><p>{html.escape(pred.message)}</p>'
 
 # %% ../nbs/07_webapp.ipynb #ee8e5e8a
-_PICKER_JS = (r"""
-const mb = (n) => (n / 1e6).toFixed(1) + ' MB';
-function render({ model, el }) {
-  if (!document.querySelector('meta[name=viewport]')) {  // Voila's page doesn't say it fits a phone
-    const m = document.createElement('meta');
-    m.name = 'viewport'
-    m.content = 'width=device-width, initial-scale=1'
-    document.head.appendChild(m);
-  }
-  const label = document.createElement('label'), input = document.createElement('input');
-  const text = document.createElement('span'), bar = document.createElement('progress');
-  const status = document.createElement('div');
-  label.className = 'bearlab-pick'
-  input.className = 'bearlab-file'
-  bar.className = 'bearlab-progress'
-  status.className = 'bearlab-upload-status';
-  input.type = 'file'
-  input.accept = model.get('accept')
-  text.textContent = model.get('description')
-  bar.max = 1
-  bar.hidden = true
-  label.append(input, text)
-  el.append(label, bar, status)
-  el.classList.add('bearlab-picker')
-  let acked = null;
-  const show = (msg, frac) => {
-    status.textContent = msg; bar.hidden = frac === null;
-    if (typeof frac === 'number') bar.value = frac; else bar.removeAttribute('value');
-  };
-  const idle = () => { input.disabled = false; label.classList.remove('busy'); show('', null); };
-  model.on('msg:custom', (m) => {
-    if (m.ack !== undefined && acked) { const r = acked; acked = null; r(m.ack); }
-    if (m.done) { if (acked) { const r = acked; acked = null; r(-1); } idle(); }
-  });
-  async function send(f) {
-    if (f.size > model.get('max_bytes')) {"""
-    r""" model.send({ event: 'refused', name: f.name, size: f.size }); return; }
-    input.disabled = true
-    label.classList.add('busy')
-    model.send({ event: 'start', name: f.name, size: f.size });
-    const step = model.get('chunk_bytes');
-    for (let off = 0; off < f.size; off += step) {
-      show(`Sending ${f.name}: ${mb(off)} of ${mb(f.size)}`, off / f.size);
-      const buf = await f.slice(off, off + step).arrayBuffer();
-      const ack = new Promise((r) => { acked = r; });
-      model.send({ event: 'chunk' }, undefined, [buf]);
-      if ((await ack) < 0) return;  // the kernel stopped this upload, and said why
-    }
-    show(`Reading ${f.name}…`, undefined);
-    model.send({ event: 'end' });
-  }
-  input.addEventListener('change', () => {
-    const f = input.files[0];
-    input.value = '';  // so that the same photo again is a new upload
-    if (f) send(f).catch((e) => { model.send({ event: 'failed', name: f.name, error: String(e) }); idle(); });
-  });
-}
-export default { render };
-""")
-
-_PICKER_CSS = ("""
-.bearlab-picker { display: flex; flex-direction: column; gap: .4em; max-width: 100%; }
-.bearlab-pick { display: inline-flex; align-items: center; width: max-content; max-width: 100%;"""
-    """ padding: .6em 1.2em;
-  border-radius: 4px; background: var(--jp-brand-color1, #1976d2); color: white;"""
-    """ cursor: pointer; font-size: 1.1em; }
-.bearlab-pick.busy { opacity: .6; cursor: progress; }
-.bearlab-file { position: absolute; width: 1px; height: 1px; opacity: 0; overflow: hidden; }
-.bearlab-progress { width: 100%; max-width: 24em; }
-""")
+APP_FILES = Path(bearlab.__file__).parent/'appfiles' # the picker's JavaScript and CSS, which the browser loads
 
 # %% ../nbs/07_webapp.ipynb #87cd3879
 class PhotoPicker(anywidget.AnyWidget):
     "Choose or take a photo: refused in-browser if too big, else sent in acknowledged chunks with progress."
-    _esm, _css = _PICKER_JS, _PICKER_CSS
+    _esm, _css = APP_FILES/'picker.js', APP_FILES/'picker.css'
     accept = traitlets.Unicode('image/*,.heic,.heif').tag(sync=True) # `image/*` offers a phone's camera
     description = traitlets.Unicode('Choose or take a photo').tag(sync=True)
     max_bytes = traitlets.Int(MAX_UPLOAD_BYTES).tag(sync=True)
@@ -134,14 +68,6 @@ class PhotoPicker(anywidget.AnyWidget):
         store_attr('on_photo,on_refused,on_start')
         self._chunks, self._name, self._size = None, '', 0
         self.on_msg(self._on_msg)
-
-# %% ../nbs/07_webapp.ipynb #3d6a8c38
-@patch
-def _finish(self:PhotoPicker, fn, *args):
-    self._chunks = None
-    try:
-        if fn: fn(*args)
-    finally: self.send({'done': True})
 
 # %% ../nbs/07_webapp.ipynb #8d36ba95
 @patch
@@ -159,6 +85,14 @@ def _on_msg(self:PhotoPicker, _, msg:dict, buffers:list):
         self.send({'ack': self._size})
     elif kind == 'end' and self._chunks is not None: self._finish(self.on_photo, b''.join(self._chunks), name)
     elif kind == 'failed': self._finish(None)
+
+# %% ../nbs/07_webapp.ipynb #3d6a8c38
+@patch
+def _finish(self:PhotoPicker, fn, *args):
+    self._chunks = None
+    try:
+        if fn: fn(*args)
+    finally: self.send({'done': True})
 
 # %% ../nbs/07_webapp.ipynb #8a9a067e
 class BearApp:
@@ -196,87 +130,6 @@ class BearApp:
         from IPython.display import display
         display(self.widget)
 
-# %% ../nbs/07_webapp.ipynb #3d32a1d5
-@patch
-def show_error(self:BearApp,
-    msg:str, # the sentence to show
-):
-    "Show `msg` as the error, and clear the previous answer."
-    self._clear()
-    self.error.value = f'<p style="color:#b00020;font-weight:bold">{html.escape(msg)}</p>'
-    self.error.layout.display = None
-
-# %% ../nbs/07_webapp.ipynb #5e6e41e3
-@patch
-def _clear(self:BearApp):
-    self.error.layout.display = self.preview.layout.display = self.feedback.layout.display = 'none'
-    self.answer.value = self.bars.value = ''
-    self.last = None
-
-# %% ../nbs/07_webapp.ipynb #b021dbd4
-@patch
-def classify(self:BearApp,
-    data, # the photo: bytes, a memoryview or a path
-    name:str='your photo', # its file name, for messages
-)->Prediction|None: # None when the photo couldn't be read
-    "Classify the photo `data` (bytes or a path) and show the result, or a readable error; log it if there's a log."
-    try:
-        t0, data = time.perf_counter(), photo_bytes(data)
-        facts = photo_facts(data)
-        clf, role = self.rollout.choose(facts['photo']) # the main model, or a canary for its share of photos
-        img = clf.read(data)
-        pred = clf.predict(img)
-    except BearlabError as e: return self.show_error(f'{name}: {e}')
-    except Exception as e:
-        traceback.print_exc(file=sys.stderr)
-        return self.show_error(f"{name}: something went wrong reading this photo "
-                               f"({type(e).__name__}). Try another one.")
-    self._clear()
-    self.preview.value, self.preview.layout.display = thumbnail(img, self.preview_size), None
-    # a small photo at its own size
-    self.preview.width = str(round(img.width*min(1, self.preview_size/max(img.size))))
-    self.answer.value, self.bars.value = answer_html(pred), prob_bars(pred)
-    if self.feedback_dir: self._ask_feedback(data, pred)
-    self.row = self.rollout.record(pred, clf, role, facts, (time.perf_counter() - t0)*1000)
-    self.rollout.compare_later(data, None, clf, pred, self.row, role) # in the background, after the answer shows
-    return pred
-
-# %% ../nbs/07_webapp.ipynb #6d01f8a5
-@patch
-def _start(self:BearApp, name:str, size:int): self._clear()
-
-# %% ../nbs/07_webapp.ipynb #c3329855
-@patch
-def _refuse(self:BearApp, name:str, size:int):
-    self.show_error(f"{name} is {size/1e6:.1f} MB: the limit is {self.max_bytes/1e6:.1f} MB. "
-                    "Choose a smaller photo, or take it at a lower resolution.")
-
-# %% ../nbs/07_webapp.ipynb #4aeeb728
-FEEDBACK_JOURNAL = 'feedback.jsonl' # one JSON line per flag, in the feedback folder
-
-def keep_flagged(
-    folder, # the feedback folder
-    data:bytes, # the photo as it was sent
-    label:str, # what the person says it is
-    pred:Prediction, # what the model said
-)->Path: # where the photo is kept
-    "Save `data` once as `folder/label/<sha256>.<ext>`; journal the time and both answers (model, person)."
-    fmt = Image.open(io.BytesIO(data)).format or 'BIN'
-    sub = label_folder(label)
-    dst = Path(folder)/sub/f'{hashlib.sha256(data).hexdigest()[:16]}.{format_ext(fmt)}'
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if not dst.exists(): # written whole, then renamed: a reader never sees half a photo
-        tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
-        tmp.write_bytes(data)
-        tmp.replace(dst)
-    line = {'time': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-            'file': dst.relative_to(folder).as_posix(),
-            'model': pred.label if pred.in_domain else NOT_A_BEAR,
-            'model_prob': round(pred.prob, 4),
-            'person': label}
-    with open(Path(folder)/FEEDBACK_JOURNAL, 'a') as f: f.write(json.dumps(line) + '\n')
-    return dst
-
 # %% ../nbs/07_webapp.ipynb #7d8a3de1
 @patch
 def _feedback_box(self:BearApp)->widgets.Box:
@@ -297,6 +150,83 @@ def _kept(self:BearApp)->str:
     if not self.feedback_dir: return 'Your photo is classified and not kept.'
     return ("Photos you flag as wrong are kept by whoever runs this app, to improve the model; "
             "other photos are not kept.")
+
+# %% ../nbs/07_webapp.ipynb #3d32a1d5
+@patch
+def show_error(self:BearApp,
+    msg:str, # the sentence to show
+):
+    "Show `msg` as the error, and clear the previous answer."
+    self._clear()
+    self.error.value = f'<p style="color:#b00020;font-weight:bold">{html.escape(msg)}</p>'
+    self.error.layout.display = None
+
+# %% ../nbs/07_webapp.ipynb #5e6e41e3
+@patch
+def _clear(self:BearApp):
+    self.error.layout.display = self.preview.layout.display = self.feedback.layout.display = 'none'
+    self.answer.value = self.bars.value = ''
+    self.last = None
+
+# %% ../nbs/07_webapp.ipynb #6d01f8a5
+@patch
+def _start(self:BearApp, name:str, size:int): self._clear()
+
+# %% ../nbs/07_webapp.ipynb #c3329855
+@patch
+def _refuse(self:BearApp, name:str, size:int):
+    self.show_error(f"{name} is {size/1e6:.1f} MB: the limit is {self.max_bytes/1e6:.1f} MB. "
+                    "Choose a smaller photo, or take it at a lower resolution.")
+
+# %% ../nbs/07_webapp.ipynb #b021dbd4
+@patch
+def classify(self:BearApp,
+    data, # the photo: bytes, a memoryview or a path
+    name:str='your photo', # its file name, for messages
+)->Prediction|None: # None when the photo couldn't be read
+    "Classify the photo `data` (bytes or a path) and show the result, or a readable error; log it if there's a log."
+    try:
+        t0, data = time.perf_counter(), photo_bytes(data)
+        facts = photo_facts(data)
+        clf, role = self.rollout.choose(facts['photo']) # the main model, or a canary for its share of photos
+        img, x = clf.prepare(data) # decoded once: the model's input, and the photo to show back
+        pred = clf.predict_arrays([x])[0]
+    except BearlabError as e: return self.show_error(f'{name}: {e}')
+    except Exception as e:
+        _log.error('Unexpected error classifying %s', name, exc_info=e) # on the server's log, not the page
+        return self.show_error(f"{name}: something went wrong reading this photo "
+                               f"({type(e).__name__}). Try another one.")
+    self._clear()
+    self.preview.value, self.preview.layout.display = thumbnail(img, self.preview_size), None
+    # a small photo at its own size
+    self.preview.width = str(round(img.width*min(1, self.preview_size/max(img.size))))
+    self.answer.value, self.bars.value = answer_html(pred), prob_bars(pred)
+    if self.feedback_dir: self._ask_feedback(data, pred)
+    self.row = self.rollout.record(pred, clf, role, facts, (time.perf_counter() - t0)*1000)
+    self.rollout.compare_later(data, x, clf, pred, self.row, role) # in the background, after the answer shows
+    return pred
+
+# %% ../nbs/07_webapp.ipynb #4aeeb728
+FEEDBACK_JOURNAL = 'feedback.jsonl' # one JSON line per flag, in the feedback folder
+
+def keep_flagged(
+    folder, # the feedback folder
+    data:bytes, # the photo as it was sent
+    label:str, # what the person says it is
+    pred:Prediction, # what the model said
+)->Path: # where the photo is kept
+    "Save `data` once as `folder/label/<sha256>.<ext>`; journal the time and both answers (model, person)."
+    dst = class_folder(folder, label)/photo_name(data)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists(): # written whole, then renamed: a reader never sees half a photo
+        with safe_write(dst) as part: part.write_bytes(data)
+    line = {'time': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'file': dst.relative_to(folder).as_posix(),
+            'model': pred.answer,
+            'model_prob': round(pred.prob, 4),
+            'person': label}
+    with open(Path(folder)/FEEDBACK_JOURNAL, 'a') as f: f.write(json.dumps(line) + '\n')
+    return dst
 
 # %% ../nbs/07_webapp.ipynb #4b26b475
 @patch

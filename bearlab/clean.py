@@ -4,7 +4,7 @@
 
 # %% ../nbs/04c_clean.ipynb #81d9fef1
 from __future__ import annotations
-import html, inspect, os
+import base64, html, os
 from pathlib import Path
 from types import SimpleNamespace
 import pandas as pd
@@ -15,11 +15,10 @@ from fastcore.meta import delegates
 from .images import BearlabError, ImageError, open_image, thumbnail
 from .files import file_hash
 from .journal import *
-from .journal import _n_files
 from .issues import *
 
 # %% auto #0
-__all__ = ['ImageCleaner', 'learner_items', 'ImageClassifierCleaner', 'TRASH', 'JOURNAL', 'ACTIONS', 'CleanError',
+__all__ = ['IssueQueue', 'ImageCleaner', 'learner_items', 'ImageClassifierCleaner', 'TRASH', 'JOURNAL', 'ACTIONS', 'CleanError',
            'EmptyDatasetError', 'UnsafeLabelError', 'ApplyInterruptedError', 'NothingToUndoError', 'check_label',
            'check_inside', 'Journal', 'free_name', 'QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of',
            'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues', 'default_cache_dir', 'scan_images',
@@ -36,27 +35,113 @@ _all_ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'EmptyDatasetError', 'Unsa
           'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'label_issues_from',
           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
 
+# %% ../nbs/04c_clean.ipynb #1616d1ae
+def _class_root(
+    paths:list, # photos, each `root/class/name` (or `root/train/class/name`)
+)->Path: # `root`
+    "The folder that holds the class folders of `paths`."
+    return Path(os.path.commonpath([Path(p).parent.parent for p in paths]))
+
+# %% ../nbs/04c_clean.ipynb #3869bc12
+class IssueQueue:
+    "The photos to review, worst first, and what scored them: it scores itself again as you decide."
+    def __init__(self,
+        df:pd.DataFrame, # one row per photo, from `label_issues` or `label_issues_from`
+        root=None, # the dataset folder; default the folder that holds the class folders
+        embedder=None, # what `df` was embedded with (default `Lite0Embedder()`)
+        cache_dir=None, # its embeddings cache (default `default_cache_dir()`)
+        folds:int=5, # cross-validation folds, to score again
+        seed:int=42, # seed of the folds
+        rank_by:str='self_confidence', # or 'normalized_margin'
+    ):
+        store_attr('embedder,cache_dir,folds,seed,rank_by')
+        self.df = df.reset_index(drop=True)
+        self.root = Path(root or _class_root(df.path)).resolve()
+        scored = {c for p in df.get('probs', ()) if isinstance(p, dict) for c in p} # the scorer's classes
+        self.classes = sorted(set(df.label) | scored)
+        self.aside = df.iloc[:0] # photos in the trash that `rescore` left out, for `follow` to bring back
+    __repr__ = lambda self: f'{type(self).__name__}({len(self.df)} photos, {len(self.classes)} classes)'
+
+# %% ../nbs/04c_clean.ipynb #89dc0823
+@patch(cls_method=True)
+@delegates(IssueQueue, but=['df', 'root'])
+def from_items(cls:IssueQueue,
+    items:list, # photo paths
+    labels:list, # their labels
+    root=None, # the dataset folder; default the folder that holds the class folders
+    splitter=None, # has `.is_valid(path)`; default `StableSplitter()`
+    duplicates:bool=True, # look for exact and near duplicates
+    progress:bool=True, # show progress bars
+    **kwargs,
+)->IssueQueue:
+    "Score `items` out of fold (see `label_issues_from`) and make their queue."
+    root = Path(root or _class_root(items))
+    df = label_issues_from(items, labels, root, splitter=splitter, duplicates=duplicates, progress=progress,
+                           **kwargs)
+    return cls(df, root, **kwargs)
+
+# %% ../nbs/04c_clean.ipynb #e5acea25
+def _in_trash(path)->bool:
+    "Whether `path` is in a dataset's trash."
+    return TRASH in Path(path).parts
+
+# %% ../nbs/04c_clean.ipynb #608c7ba1
+@patch
+def rescore(self:IssueQueue,
+    decisions:dict, # `Journal.decisions()`: photos relabelled and deleted
+)->IssueQueue: # itself
+    "Score the queue again with `decisions` taken as true; photos in the trash are set aside."
+    trashed = self.df.path.map(_in_trash)
+    new = refit(self.df[~trashed], decisions, self.root, self.embedder, self.cache_dir,
+                self.folds, self.seed, self.rank_by)
+    if trashed.any(): self.aside = pd.concat([self.aside, self.df[trashed]], ignore_index=True)
+    self.df = new
+    return self
+
+# %% ../nbs/04c_clean.ipynb #e3e98c45
+@patch
+def follow(self:IssueQueue,
+    moves:list, # `(src, dst)` pairs relative to the dataset, as `Journal.apply` and `undo` give them
+):
+    "Take the queue's photos to where `moves` put them; photos set aside come back when they leave the trash."
+    m = {(self.root/s).resolve(): self.root/d for s, d in moves}
+    back = self.aside.path.map(lambda p: Path(p).resolve() in m)
+    if back.any():
+        self.df = pd.concat([self.df, self.aside[back]], ignore_index=True)
+        self.aside = self.aside[~back]
+    self.df['path'] = [m.get(Path(p).resolve(), p) for p in self.df.path]
+    self.df['label'] = [l if _in_trash(p) else Path(p).parent.name
+                        for p, l in zip(self.df.path, self.df.label)]
+
 # %% ../nbs/04c_clean.ipynb #06ec6954
 class ImageCleaner:
     "Review a queue from `label_issues` page by page; decisions are journalled, applied and undone on asking."
+    @delegates(IssueQueue, but=['df', 'root'])
     def __init__(self,
-        df:pd.DataFrame, # a queue from `label_issues`
-        root=None, # the dataset folder; default the queue's
+        queue, # an `IssueQueue`, or a table from `label_issues` (made into one with `root` and the keywords)
+        root=None, # the dataset folder, for a table; default the folder that holds the class folders
         page_size:int=12, # photos per page
         thumb:int=160, # thumbnail size, in pixels
-        embedder=None, # what `df` was embedded with, for `refresh` (default `Lite0Embedder()`)
-        cache_dir=None, # its embeddings cache, for `refresh`
+        **kwargs,
     ):
-        store_attr('page_size,thumb,embedder,cache_dir')
-        self.root = Path(root or df.attrs.get('root') or '.').resolve()
-        self.journal, self.df = Journal(self.root), df.reset_index(drop=True)
-        self.classes = sorted(set(df.attrs.get('classes', [])) | set(df.label))
+        if isinstance(queue, IssueQueue) and (root or kwargs):
+            raise CleanError("An `IssueQueue` keeps its own folder and settings: give them to `IssueQueue`.")
+        self.queue = queue if isinstance(queue, IssueQueue) else IssueQueue(queue, root, **kwargs)
+        store_attr('page_size,thumb')
+        self.journal = Journal(self.queue.root)
         self.filters = dict(label='all', split='all', kind='all', mismatch=False)
-        self.page, self._thumbs, self._w = 0, {}, None
-        self.decisions = self.journal.decisions()
+        self.page, self._thumbs, self._w, self._read = 0, {}, None, (None, {})
         p = self.journal.pending()
         self.message = (f"An earlier {p['kind']} stopped part-way: call `.recover('complete')` or "
                         "`.recover('rollback')`." if p else '')
+    @property
+    def df(self)->pd.DataFrame:
+        "The queue's photos, one row each."
+        return self.queue.df
+    @property
+    def root(self)->Path:
+        "The dataset folder."
+        return self.queue.root
 
 # %% ../nbs/04c_clean.ipynb #616dd417
 @patch
@@ -76,13 +161,22 @@ def rel(self:ImageCleaner,
     "`path` relative to the dataset."
     return self.journal.rel(path)
 
+# %% ../nbs/04c_clean.ipynb #858487eb
+@patch
+def decisions(self:ImageCleaner)->dict:
+    "The journal's decisions (see `Journal.decisions`), read again when the journal has changed."
+    st = self.journal.path.stat() if self.journal.path.exists() else None
+    key = st and (st.st_size, st.st_mtime_ns)
+    if key != self._read[0]: self._read = key, self.journal.decisions()
+    return self._read[1]
+
 # %% ../nbs/04c_clean.ipynb #8ebd3e11
 @patch
 def decision(self:ImageCleaner,
     r, # a row of the queue
 )->dict|None:
     "The decision recorded for row `r`, if it still matches the file."
-    d = self.decisions.get(self.rel(r.path))
+    d = self.decisions().get(self.rel(r.path))
     return d if d and d['hash'] == r.hash else None
 
 # %% ../nbs/04c_clean.ipynb #daeab78f
@@ -90,7 +184,7 @@ def decision(self:ImageCleaner,
 def view(self:ImageCleaner)->pd.DataFrame:
     "The rows that pass the filters, most suspicious first."
     df, f = self.df, self.filters
-    m = ~df.path.map(lambda p: TRASH in Path(p).parts)
+    m = ~df.path.map(_in_trash)
     if f['label'] != 'all': m &= df.label == f['label']
     if f['split'] != 'all': m &= df.split == f['split']
     if f['kind'] != 'all': m &= df.kinds.map(lambda k: f['kind'] in k.split(','))
@@ -137,6 +231,12 @@ def set_filter(self:ImageCleaner, **kwargs):
     self.page = 0
     self._render()
 
+# %% ../nbs/04c_clean.ipynb #23226cb0
+@patch(as_prop=True)
+def classes(self:ImageCleaner)->list:
+    "The queue's classes, and the new ones your decisions relabelled photos to."
+    return sorted(set(self.queue.classes) | {d['label'] for d in self.decisions().values() if d['label']})
+
 # %% ../nbs/04c_clean.ipynb #0e9014f2
 @patch
 def choices(self:ImageCleaner,
@@ -166,12 +266,7 @@ def choose(self:ImageCleaner,
     r = next(self.df[self.df.path.map(Path) == Path(path)].itertuples(), None)
     if r is None: raise CleanError(f"{path} is not in this cleaner's queue.")
     action, _, label = choice.partition(':')
-    if label:
-        check_label(label)
-        self.classes = sorted(set(self.classes) | {label})
-    d = self.journal.decide(r.path, action or None, label or None, r.hash)
-    if action: self.decisions[d['path']] = {k: d[k] for k in ('hash', 'action', 'label')}
-    else: self.decisions.pop(d['path'], None)
+    self.journal.decide(r.path, action or None, label or None, r.hash)
 
 # %% ../nbs/04c_clean.ipynb #71143f7e
 @patch
@@ -181,19 +276,10 @@ def keep_rest(self:ImageCleaner):
         if self.decision(r) is None: self.choose(r.path, 'keep')
     self._render()
 
-# %% ../nbs/04c_clean.ipynb #55151b8b
-@patch
-def _moved(self:ImageCleaner, moves:list):
-    m = {(self.root/s).resolve(): self.root/d for s, d in moves}
-    trashed = getattr(self, '_trashed', pd.DataFrame(columns=['path']))
-    back = trashed.path.map(lambda p: Path(p).resolve() in m)
-    if back.any(): # photos `refresh` left out of the queue, back from the trash: into the queue again
-        self.df = pd.concat([self.df, self._trashed[back]], ignore_index=True)
-        self._trashed = self._trashed[~back]
-    self.df['path'] = [m.get(Path(p).resolve(), p) for p in self.df.path]
-    self.df['label'] = [l if TRASH in Path(p).parts else Path(p).parent.name
-                        for p, l in zip(self.df.path, self.df.label)]
-    self.decisions = self.journal.decisions()
+# %% ../nbs/04c_clean.ipynb #a77a41f3
+def _files(n:int)->str:
+    "'1 file', '2 files'..."
+    return f"{n} file{'' if n == 1 else 's'}"
 
 # %% ../nbs/04c_clean.ipynb #9d34f9b7
 @patch
@@ -203,8 +289,8 @@ def apply(self:ImageCleaner,
     "Carry out the decisions (see `Journal.apply`)."
     moves = self.journal.apply(dry_run)
     if not dry_run:
-        self._moved(moves)
-        self.message = f"Moved {_n_files(moves)}. Undo puts them back." if moves else "Nothing to apply."
+        self.queue.follow(moves)
+        self.message = f"Moved {_files(len(moves))}. Undo puts them back." if moves else "Nothing to apply."
     self._render()
     return moves
 
@@ -213,8 +299,8 @@ def apply(self:ImageCleaner,
 def undo(self:ImageCleaner)->list:
     "Put back the files the last apply moved (see `Journal.undo`)."
     moves = self.journal.undo()
-    self._moved(moves)
-    self.message = f"Put back {_n_files(moves)}."
+    self.queue.follow(moves)
+    self.message = f"Put back {_files(len(moves))}."
     self._render()
     return moves
 
@@ -226,7 +312,7 @@ def recover(self:ImageCleaner,
     "Complete or roll back an interrupted apply or undo (see `Journal.recover`)."
     b = self.journal.recover(how)
     # rolled back: the files are where the queue says
-    self._moved(b['moves'] if b and how == 'complete' else [])
+    if b and how == 'complete': self.queue.follow(b['moves'])
     self.message = ''
     self._render()
 
@@ -244,11 +330,8 @@ def to_csv(self:ImageCleaner,
 # %% ../nbs/04c_clean.ipynb #6df5f41b
 @patch
 def refresh(self:ImageCleaner):
-    "Re-rank the queue with what you decided so far."
-    trashed = self.df.path.map(lambda p: TRASH in Path(p).parts)
-    # kept for `undo` to bring back
-    self._trashed = pd.concat([getattr(self, '_trashed', None), self.df[trashed]])
-    self.df = refit(self.df[~trashed], self.decisions, self.embedder, self.cache_dir)
+    "Re-rank the queue with what you decided so far (see `IssueQueue.rescore`)."
+    self.queue.rescore(self.decisions())
     self.page = 0
     self.message = f"Re-ranked: about {self.df.attrs['n_label_issues']} label errors remain."
     self._render()
@@ -298,15 +381,6 @@ def _thumb(self:ImageCleaner, path)->bytes|None:
         except (ImageError, OSError): self._thumbs[path] = None
     return self._thumbs[path]
 
-# %% ../nbs/04c_clean.ipynb #19833534
-@patch
-def _thumbnail(self:ImageCleaner, path)->widgets.Widget:
-    t = self._thumb(path)
-    # no margin: fits the card
-    lay = widgets.Layout(width='100%', height=f'{self.thumb}px', object_fit='contain', margin='0')
-    if t: return widgets.Image(value=t, format='jpeg', layout=lay)
-    return widgets.HTML('<div style="color:#b00">can\'t be shown</div>', layout=lay)
-
 # %% ../nbs/04c_clean.ipynb #9ce1fb18
 @patch
 def _caption(self:ImageCleaner, r)->str:
@@ -320,27 +394,57 @@ def _caption(self:ImageCleaner, r)->str:
             f'style="color:var(--jp-error-color1,#b00)">{e(r.reason)}</span><br><span '
             f'style="color:var(--jp-ui-font-color2,#777)">{e(Path(r.path).name)}</span></div>')
 
-# %% ../nbs/04c_clean.ipynb #426c23be
+# %% ../nbs/04c_clean.ipynb #7a1083be
+@patch
+def _card_html(self:ImageCleaner, r)->str:
+    "The card of row `r`: its thumbnail over its caption; the one card template of the widget and `to_html`."
+    t = self._thumb(r.path)
+    img = (f'<img src="data:image/jpeg;base64,{base64.b64encode(t).decode()}" alt="" '
+           f'style="display:block;width:100%;height:{self.thumb}px;object-fit:contain">' if t else
+           f'<div style="height:{self.thumb}px;color:var(--jp-error-color1,#b00)">can\'t be shown</div>')
+    return img + self._caption(r)
+
+# %% ../nbs/04c_clean.ipynb #800467da
 _BORDER = {'': 'var(--jp-border-color2, #ddd)', 'keep': '#2a2', 'delete': '#c22'}
 
+def _border(
+    choice:str, # a card's choice
+)->str: # CSS
+    "The border of a card whose choice is `choice`."
+    return f"2px solid {_BORDER.get(choice, '#26c')}"
+
+# %% ../nbs/04c_clean.ipynb #426c23be
 @patch
 def _card(self:ImageCleaner, r)->widgets.VBox:
-    opts = self.choices(r)
-    v = self.choice(r)
+    "The card of row `r` as a widget: `_card_html` over a menu that calls `choose`."
+    opts, v = self.choices(r), self.choice(r)
     if v not in [o[1] for o in opts]: opts.append((v.replace(':', ': '), v))
     dd = widgets.Dropdown(options=opts, value=v, layout=widgets.Layout(width='100%', margin='0'))
-    card = widgets.VBox([self._thumbnail(r.path),
-                         widgets.HTML(self._caption(r), layout=widgets.Layout(margin='0')), dd],
-                        layout=widgets.Layout(border=f"2px solid {_BORDER.get(v, '#26c')}", padding='4px'))
+    card = widgets.VBox([widgets.HTML(self._card_html(r), layout=widgets.Layout(margin='0')), dd],
+                        layout=widgets.Layout(border=_border(v), padding='4px'))
     def changed(ch):
         self._safely(self.choose, r.path, ch.new)
-        card.layout.border = f"2px solid {_BORDER.get(self.choice(r), '#26c')}"
+        card.layout.border = _border(self.choice(r))
         self._status()
     dd.observe(changed, names='value')
     card.path, card.menu = r.path, dd
     card.add_class('bearlab-card')
     dd.add_class('bearlab-choice')
     return card
+
+# %% ../nbs/04c_clean.ipynb #81d1c408
+@patch
+def to_html(self:ImageCleaner)->str:
+    "The current page as static HTML, with its choices: for docs and saved notebooks, without widgets."
+    cards = []
+    for r in self.rows().itertuples():
+        c = self.choice(r)
+        menu = html.escape({v: t for t, v in self.choices(r)}.get(c, c))
+        cards.append(f'<div style="border:{_border(c)};padding:4px">{self._card_html(r)}'
+                     f'<div style="font-size:12px">▾ {menu}</div></div>')
+    grid = f'display:grid;grid-template-columns:repeat(auto-fill,minmax({self.thumb+40}px,1fr));gap:6px'
+    status = f'page {self.page+1} of {self.n_pages} · {html.escape(self.status())}'
+    return f'<div style="{grid}">{"".join(cards)}</div><div style="font-size:13px">{status}</div>'
 
 # %% ../nbs/04c_clean.ipynb #dc86ada2
 @patch
@@ -377,11 +481,21 @@ def _make_buttons(self:ImageCleaner)->dict:
     for k, w in bt.items(): w.add_class(f'bearlab-{k}')
     return bt
 
+# %% ../nbs/04c_clean.ipynb #e881e35f
+@patch
+def _preview(self:ImageCleaner):
+    self.output.clear_output()
+    with self.output: self.journal.apply(dry_run=True)
+
+# %% ../nbs/04c_clean.ipynb #e7fce1fa
+@patch
+def _status(self:ImageCleaner):
+    if self._w: self.status_line.value = f'<span style="font-size:13px">{html.escape(self.status())}</span>'
+
 # %% ../nbs/04c_clean.ipynb #772fc75b
 @patch
 def _build(self:ImageCleaner):
     "Make the widget: the filters, the grid of cards, the pager, the toolbar and the status line."
-    self.df.attrs.setdefault('classes', self.classes)
     self.filter_widgets, self.buttons = self._make_filters(), self._make_buttons()
     self.page_label, self.status_line, self.output = widgets.HTML(), widgets.HTML(), widgets.Output()
     self.status_line.add_class('bearlab-status')
@@ -395,42 +509,12 @@ def _build(self:ImageCleaner):
     self._w.add_class('bearlab-cleaner')
     self._render()
 
-# %% ../nbs/04c_clean.ipynb #e881e35f
-@patch
-def _preview(self:ImageCleaner):
-    self.output.clear_output()
-    with self.output: self.journal.apply(dry_run=True)
-
-# %% ../nbs/04c_clean.ipynb #e7fce1fa
-@patch
-def _status(self:ImageCleaner):
-    if self._w: self.status_line.value = f'<span style="font-size:13px">{html.escape(self.status())}</span>'
-
 # %% ../nbs/04c_clean.ipynb #ee2b9741
 @patch(as_prop=True)
 def widget(self:ImageCleaner)->widgets.VBox:
     "The widget, built on first use."
     if self._w is None: self._build()
     return self._w
-
-# %% ../nbs/04c_clean.ipynb #81d1c408
-@patch
-def to_html(self:ImageCleaner)->str:
-    "The current page as static HTML, with its choices: for docs and saved notebooks, without widgets."
-    import base64
-    cards = []
-    for r in self.rows().itertuples():
-        t = self._thumb(r.path)
-        src = f'data:image/jpeg;base64,{base64.b64encode(t).decode()}' if t else ''
-        img = f'<img src="{src}" style="width:100%;height:{self.thumb}px;object-fit:contain">' if t else ''
-        c = self.choice(r)
-        label = {v: t for t, v in self.choices(r)}.get(c, c)
-        border = _BORDER.get(c, "#26c")
-        cards.append(f'<div style="border:2px solid {border};padding:4px">{img}{self._caption(r)}'
-                     f'<div style="font-size:12px">▾ {html.escape(label)}</div></div>')
-    grid = f'display:grid;grid-template-columns:repeat(auto-fill,minmax({self.thumb+40}px,1fr));gap:6px'
-    status = f'page {self.page+1} of {self.n_pages} · {html.escape(self.status())}'
-    return f'<div style="{grid}">{"".join(cards)}</div><div style="font-size:13px">{status}</div>'
 
 # %% ../nbs/04c_clean.ipynb #ac357f28
 @patch
@@ -457,37 +541,37 @@ def learner_items(
     return [f for f, h in zip(files, here) if h], [l for l, h in zip(labels, here) if h]
 
 # %% ../nbs/04c_clean.ipynb #f26ce89a
-@delegates(ImageCleaner, but=['df', 'root'], keep=True)
 class ImageClassifierCleaner(ImageCleaner):
     "fastai's `ImageClassifierCleaner` for the book's code: `learn`'s `DataLoaders`, ranked out of fold."
+    @delegates(IssueQueue.from_items, but=['items', 'labels', 'root', 'splitter'])
     def __init__(self,
         learn, # a fastai `Learner`; only its `DataLoaders` are read
         max_n:int|None=None, # fastai's number of photos shown at once: photos per page
         height:int|None=None, # fastai's thumbnail height: thumbnails fit a square: the smaller of it, `width`
         width:int|None=None, # fastai's thumbnail width
-        **kwargs, # `label_issues_from`'s (`folds`, `seed`, `progress`...); fastai's `opts` is ignored
+        opts=None, # fastai's menu options, ignored: every card's menu offers every class already
+        page_size:int|None=None, # photos per page, over `max_n`
+        thumb:int|None=None, # thumbnail size in pixels, over `height` and `width`
+        **kwargs,
     ):
-        kwargs.pop('opts', None) # fastai's menu options: every card's menu offers every class already
-        if max_n: kwargs.setdefault('page_size', max_n)
-        if height or width: kwargs.setdefault('thumb', min(s for s in (height, width) if s))
-        scan = {k: kwargs.pop(k) for k in list(kwargs)
-                if k in inspect.signature(label_issues_from).parameters}
         files, labels = learner_items(learn)
         if not files:
             raise EmptyDatasetError("None of the Learner's photos is on disk any more: make new DataLoaders.")
         valid = {Path(f) for f in learn.dls.valid_ds.items}
         split = SimpleNamespace(is_valid=valid.__contains__) # the Learner's own train/valid split
-        root = Path(os.path.commonpath([f.parent.parent for f in files])) # the folder of the class folders
-        df = label_issues_from(files, labels, root=root, splitter=split, **scan)
-        super().__init__(df, root, embedder=scan.get('embedder'), cache_dir=scan.get('cache_dir'), **kwargs)
-        self.fns, self._fn_keys = L(df.path.tolist()), list(zip(df.hash, df.label))
+        q = IssueQueue.from_items(files, labels, _class_root(files), splitter=split, **kwargs)
+        size = min((s for s in (height, width) if s), default=None) # fit a square
+        shown = dict(page_size=page_size or max_n, thumb=thumb or size)
+        super().__init__(q, **{k: v for k, v in shown.items() if v})
+        self.fns, self._fn_keys = L(self.df.path.tolist()), list(zip(self.df.hash, self.df.label))
 
 # %% ../nbs/04c_clean.ipynb #dada310f
 @patch
 def _fn_decisions(self:ImageClassifierCleaner):
     "(index into `fns`, decision, label) of each photo with a decision, if still the same file, same place."
+    ds = self.decisions()
     for i, (f, (h, label)) in enumerate(zip(self.fns, self._fn_keys)):
-        d = self.decisions.get(self.rel(f))
+        d = ds.get(self.rel(f))
         if d and d['hash'] == h and f.is_file() and file_hash(f) == h: yield i, d, label
 
 # %% ../nbs/04c_clean.ipynb #8f8e9aef

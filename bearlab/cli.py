@@ -6,44 +6,28 @@
 from __future__ import annotations
 import argparse, os, sys
 from pathlib import Path
+from .voila_app import app_notebook, voila_command
 
 # %% auto #0
-__all__ = ['app_notebook', 'voila_command', 'app_env', 'parser', 'main']
+__all__ = ['app_env', 'parser', 'main']
 
-# %% ../nbs/08_cli.ipynb #6bd1171f
-def app_notebook(
-    root:Path|None=None, # the source checkout to look in (the one this package was imported from, by default)
-)->Path:
-    "The Voila app's notebook: `nbs/app.ipynb` in a checkout, else a copy written to bearlab's cache."
-    import bearlab
-    root = Path(root) if root else Path(bearlab.__file__).resolve().parent.parent
-    if (nb := root/'nbs'/'app.ipynb').is_file(): return nb
-    import nbformat
-    v4 = nbformat.v4
-    nb = v4.new_notebook(
-        cells=[v4.new_markdown_cell('# Which bear is it?\n\n'
-                                    'Upload a photo of a bear, and the model tells you which it is.'),
-               v4.new_code_cell('from bearlab.app import app_from_env\napp_from_env()')],
-        metadata={'kernelspec': {'name':'python3', 'display_name':'Python 3', 'language':'python'}})
-    from bearlab.runtime import cache_root
-    dest = cache_root()/'app.ipynb'
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, dest)
-    return dest
+# %% ../nbs/08_cli.ipynb #b01005ec
+def _rollout_args(p:argparse.ArgumentParser):
+    "`app`'s and `serve`'s arguments for after launch: a log of every answer, a shadow, a canary."
+    p.add_argument('--log', metavar='DIR', help='keep a log of every answer in DIR (no photos); `bearlab report DIR` reads it')
+    p.add_argument('--log-days', type=float, default=30, metavar='DAYS', help='delete log rows older than DAYS (default: 30)')
+    p.add_argument('--shadow', metavar='MODEL',
+                   help='a second model that answers every photo after the answer is sent, in the log only')
+    p.add_argument('--canary', metavar='MODEL',
+                   help="a model that answers a share of the photos (by each photo's hash) instead of --model")
+    p.add_argument('--canary-share', type=float, default=0.1, metavar='SHARE',
+                   help='the share of photos the canary answers (default: 0.1)')
 
-# %% ../nbs/08_cli.ipynb #6b24ca14
-def voila_command(
-    notebook:Path, # the notebook to serve
-    port:int=8866, # the port to listen on
-    host:str='127.0.0.1', # the address to listen on
-    cull_idle:int=600, # shut down a kernel with no page connected after this many idle seconds
-)->list: # the command line, ready for `subprocess` or `os.execv`
-    "How to start Voila on `notebook`."
-    return [sys.executable, '-m', 'voila', str(notebook),
-            f'--port={port}', f'--Voila.ip={host}', '--no-browser',
-            '--show_tracebacks=False', f'--Voila.root_dir={Path(notebook).parent}',
-            f'--MappingKernelManager.cull_interval={max(1, min(60, cull_idle // 2))}',
-            f'--MappingKernelManager.cull_idle_timeout={cull_idle}'] # see above
+# %% ../nbs/08_cli.ipynb #56453ede
+def _rollout(args)->dict:
+    "The after-launch settings of `app` or `serve`, as `rollout_env` and `serve` take them."
+    return dict(log=args.log, log_days=args.log_days, shadow=args.shadow, canary=args.canary,
+                canary_share=args.canary_share)
 
 # %% ../nbs/08_cli.ipynb #1402ff56
 def app_env(
@@ -104,8 +88,13 @@ def _export_web(args):
 
 # %% ../nbs/08_cli.ipynb #596c973c
 def _preview(args):
-    from bearlab.web import preview
-    preview(args.out, args.port, args.host, args.isolate)
+    from bearlab.web import preview_server
+    srv = preview_server(args.out, args.port, args.host, args.isolate)
+    print(f"bearlab preview: http://{args.host}:{srv.server_address[1]}/  (serving {Path(args.out)}; Ctrl-C stops it)",
+          flush=True)
+    try: srv.serve_forever()
+    except KeyboardInterrupt: pass
+    finally: srv.server_close()
 
 # %% ../nbs/08_cli.ipynb #b8cf3cb4
 def _export_space(args):
@@ -116,24 +105,6 @@ def _export_space(args):
     out = export_space(args.out, args.model)
     print(f"bearlab export-space: wrote {out} (model: {args.model or 'ImageNet bears, built in'})\n"
           f"  publish it on a Hugging Face Space or on Binder: {out/'README.md'} says how", flush=True)
-
-# %% ../nbs/08_cli.ipynb #b01005ec
-def _rollout_args(p:argparse.ArgumentParser):
-    "`app`'s and `serve`'s arguments for after launch: a log of every answer, a shadow, a canary."
-    p.add_argument('--log', metavar='DIR', help='keep a log of every answer in DIR (no photos); `bearlab report DIR` reads it')
-    p.add_argument('--log-days', type=float, default=30, metavar='DAYS', help='delete log rows older than DAYS (default: 30)')
-    p.add_argument('--shadow', metavar='MODEL',
-                   help='a second model that answers every photo after the answer is sent, in the log only')
-    p.add_argument('--canary', metavar='MODEL',
-                   help="a model that answers a share of the photos (by each photo's hash) instead of --model")
-    p.add_argument('--canary-share', type=float, default=0.1, metavar='SHARE',
-                   help='the share of photos the canary answers (default: 0.1)')
-
-# %% ../nbs/08_cli.ipynb #56453ede
-def _rollout(args)->dict:
-    "The after-launch settings of `app` or `serve`, as `rollout_env` and `serve` take them."
-    return dict(log=args.log, log_days=args.log_days, shadow=args.shadow, canary=args.canary,
-                canary_share=args.canary_share)
 
 # %% ../nbs/08_cli.ipynb #ddce7843
 def _report(args):
@@ -196,7 +167,7 @@ def main(
     argv:list|None=None, # the arguments (default: the command line's)
 ):
     "Entry point of the `bearlab` console script: a `BearlabError` ends it with its message, not a traceback."
-    from bearlab.images import BearlabError
+    from bearlab.errors import BearlabError
     args = parser().parse_args(argv)
     try: args.func(args)
     except BearlabError as e: sys.exit(f"bearlab {args.command}: {e}")

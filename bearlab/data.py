@@ -13,10 +13,10 @@ from fastai.vision.all import *
 from .images import open_image, ImageError
 # the earlier steps, after fastai's names: bearlab's `download_images` and `verify_images` win
 from .files import *
-from .files import _IMAGE_EXTENSIONS
 from .search import *
 from .practice import *
 from .download import *
+from .dataset import IMAGE_EXTENSIONS, check_label, class_folders
 
 # %% auto #0
 __all__ = ['practice_dataset', 'OpenPhoto', 'PhotoBlock', 'class_counts', 'DatasetWarning', 'check_dataset', 'bear_dataloaders',
@@ -61,7 +61,7 @@ def _instead(
 )->str: # '' or " (only 2 other files, e.g. 'notes.txt')"
     "What `folder` holds instead of photos: files without a photo's extension, but for hidden ones and bearlab's."
     def hidden(f): return any(p.startswith('.') for p in f.relative_to(folder).parts)
-    def other(f): return f.suffix.lower() not in _IMAGE_EXTENSIONS and f.name != MANIFEST and not hidden(f)
+    def other(f): return f.suffix.lower() not in IMAGE_EXTENSIONS and f.name != MANIFEST and not hidden(f)
     fs = [f for f in sorted(folder.rglob('*')) if f.is_file() and other(f)]
     return f" (only {len(fs)} other file{'s'[:len(fs)>1]}, e.g. {fs[0].name!r})" if fs else ''
 
@@ -71,9 +71,7 @@ def _check_layout(
     files:L, # its image files
 ):
     "A `DatasetError` when `files` can't be labelled by folder: none, some loose, or a name that can't be a label."
-    if not path.is_dir():
-        raise DatasetError(f"There is no folder at {path}: "
-                           "give the folder that holds a sub-folder of photos per class.")
+    if not path.is_dir(): class_folders(path) # the dataset's own words for a path that isn't a folder
     if not files:
         raise DatasetError(f"There are no photos in {path}{_instead(path)}: put photos (.jpg, .png, ...) in one "
                            f"sub-folder per class, e.g. {path/'grizzly'}.")
@@ -81,11 +79,7 @@ def _check_layout(
     if loose:
         raise DatasetError(f"{len(loose)} photos (e.g. {loose[0].name}) are directly in {path}, "
                            "not in a class folder: move them into a sub-folder named after their class.")
-    labels = files.map(lambda f: f.parent.name)
-    bad = labels.filter(lambda l: not l.strip() or '..' in l or '/' in l or '\\' in l)
-    if bad:
-        raise DatasetError(f"Class folder name {bad[0]!r} can't be used as a label: "
-                           "rename it to a plain name like 'grizzly'.")
+    for label in sorted(set(files.map(lambda f: f.parent.name))): check_label(label)
 
 # %% ../nbs/03e_data.ipynb #ebf55731
 def class_counts(

@@ -4,7 +4,8 @@
 
 # %% ../nbs/03d_download.ipynb #efb5c50e
 from __future__ import annotations
-import hashlib, io, os, re, shutil, threading, urllib.request
+import hashlib, os, re, shutil, threading, urllib.request, warnings
+from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,15 +13,20 @@ import pandas as pd
 from PIL import Image
 from fastcore.all import *
 from fastprogress.fastprogress import progress_bar
-from .images import BearlabError, ImageError, format_ext, open_image
-from .files import _IMAGE_EXTENSIONS, file_hash, image_files
-from .net import _reason, read_capped
-from .search import _META_COLS, _UA, urls_from_file
+from .errors import BearlabError
+from .images import ImageError, open_image
+from bearlab.dataset import (DatasetError, IMAGE_EXTENSIONS, image_files, image_ext, photo_format, photo_name,
+    safe_write)
+from .files import file_hash
+from .journal import Journal, TRASH, free_name
+from .net import BROWSER_AGENT, failure_reason, read_capped
+from .search import META_COLS, urls_from_file
+_all_ = ['image_ext', 'DatasetError'] # bearlab.dataset's, importable from here as before
 
 # %% auto #0
-__all__ = ['MAX_BYTES', 'MANIFEST', 'QUARANTINE', 'DownloadError', 'fetch', 'image_ext', 'check_photo', 'read_manifest',
-           'download_urls', 'download_args', 'download_images', 'quarantine_images', 'unquarantine', 'DatasetError',
-           'verify_images', 'attributions', 'write_attributions']
+__all__ = ['MAX_BYTES', 'MANIFEST', 'QUARANTINE', 'DownloadError', 'fetch', 'check_photo', 'read_manifest', 'download_urls',
+           'download_args', 'download_images', 'quarantine_images', 'unquarantine', 'verify_images', 'attributions',
+           'write_attributions', 'image_ext', 'DatasetError']
 
 # %% ../nbs/03d_download.ipynb #e5c1c989
 class DownloadError(BearlabError): "A URL whose body couldn't be fetched, or isn't a photo."
@@ -42,22 +48,12 @@ def fetch(
     if not re.match(r'https?://[^/\s]+', url, re.I):
         raise DownloadError('not a web address (it should start with http:// or https://)')
     accept = 'image/avif,image/webp,image/*,*/*;q=0.8'
-    req = urllib.request.Request(url, headers={'User-Agent': _UA, 'Accept': accept})
+    req = urllib.request.Request(url, headers={'User-Agent': BROWSER_AGENT, 'Accept': accept})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return read_capped(r, max_bytes, lambda n: _too_large(n, max_bytes))
     except DownloadError: raise
-    except Exception as e: raise DownloadError(_reason(e, timeout)) from None
-
-# %% ../nbs/03d_download.ipynb #25e01ae7
-def image_ext(
-    data:bytes, # a file's content (its start is enough)
-)->str|None:
-    "The file extension for the image format of `data` ('.jpg', '.heic', ...) as Pillow reads it, or None."
-    try: fmt = Image.open(io.BytesIO(data)).format
-    except Exception: return None # not an image Pillow knows
-    return f'.{format_ext(fmt)}' if fmt else None
-
+    except Exception as e: raise DownloadError(failure_reason(e, timeout)) from None
 
 # %% ../nbs/03d_download.ipynb #50b35a7e
 def check_photo(
@@ -66,25 +62,19 @@ def check_photo(
     "The extension to save `data` with, after `open_image` decoded it completely; else an `ImageError`."
     open_image(data)
     ext = image_ext(data)
-    if ext not in _IMAGE_EXTENSIONS: # what fastai's `get_image_files` lists, from this Python's `mimetypes`
+    if ext not in IMAGE_EXTENSIONS: # what fastai's `get_image_files` lists, from this Python's `mimetypes`
         raise ImageError("This is an image, but in a format fastai doesn't recognise by extension"
                          f"{f' ({ext})' if ext else ''}.")
     return ext
 
-# %% ../nbs/03d_download.ipynb #7300d66b
+# %% ../nbs/03d_download.ipynb #6ffea35c
 def _save_photo(data:bytes, dest:Path, lock)->tuple:
     "(file name, sha256, status) after saving `data` in `dest` under its content hash."
-    ext = check_photo(data)
-    sha = hashlib.sha256(data).hexdigest()
-    name = sha[:16] + ext
-    part = dest/'.bearlab-cache'/f'{name}.{threading.get_ident()}.part'
-    part.parent.mkdir(exist_ok=True)
-    part.write_bytes(data)
-    with lock:
-        if (dest/name).exists():
-            part.unlink()
-            return name, sha, 'duplicate'
-        os.replace(part, dest/name)
+    check_photo(data)
+    name, sha = photo_name(data), hashlib.sha256(data).hexdigest()
+    with lock: # two threads that fetched the same photo write it once
+        if (dest/name).exists(): return name, sha, 'duplicate'
+        with safe_write(dest/name) as part: part.write_bytes(data)
     return name, sha, 'ok'
 
 # %% ../nbs/03d_download.ipynb #e13396b5
@@ -95,12 +85,12 @@ def _download_one(url:str, dest:Path, timeout:float, max_bytes:int, lock)->dict:
         why = '' if status == 'ok' else 'the same photo as another URL'
         return dict(url=url, file=name, sha256=sha, status=status, error=why)
     except Exception as e:
-        why = str(e) if isinstance(e, BearlabError) else _reason(e)
+        why = str(e) if isinstance(e, BearlabError) else failure_reason(e)
         return dict(url=url, file='', sha256='', status='failed', error=why)
 
 # %% ../nbs/03d_download.ipynb #999485a9
 MANIFEST = 'downloads.csv'
-_MANIFEST_COLS = ['url', 'file', 'sha256', 'status', 'error'] + _META_COLS
+_MANIFEST_COLS = ['url', 'file', 'sha256', 'status', 'error'] + META_COLS
 
 def read_manifest(
     dest, # the folder the photos were downloaded to
@@ -144,7 +134,7 @@ def _with_meta(rows:list, urls:list, old:dict):
     "Add what each URL's search knew to its manifest row; where nothing is known now, what a past run knew."
     for r, u in zip(rows, urls):
         before = old.get(r['url'], {})
-        for k in _META_COLS: r[k] = str(getattr(u, k, '') or '') or r.get(k) or before.get(k, '')
+        for k in META_COLS: r[k] = str(getattr(u, k, '') or '') or r.get(k) or before.get(k, '')
 
 # %% ../nbs/03d_download.ipynb #f7eb020d
 def _save_manifest(df:pd.DataFrame, old:dict, dest:Path):
@@ -250,8 +240,8 @@ def download_images(
     dest, urls = download_args(dest, url_file, urls)
     return download_urls(urls[:max_pics], dest, ifnone(max_workers, n_workers), timeout, max_bytes, progress)
 
-# %% ../nbs/03d_download.ipynb #db5c862a
-QUARANTINE = '.bearlab-quarantine'
+# %% ../nbs/03d_download.ipynb #ecfd56c6
+QUARANTINE = '.bearlab-quarantine' # where bearlab set files aside before it had one trash: `unquarantine` still reads it
 
 def _problem(f:Path)->str|None:
     "Why `f` is not a usable photo, or None if it is."
@@ -260,18 +250,6 @@ def _problem(f:Path)->str|None:
         return None
     except ImageError as e: return str(e)
 
-# %% ../nbs/03d_download.ipynb #cac3a2fe
-def _move_aside(f:Path, root:Path, to:Path)->Path:
-    "Move `f` to the same relative place under `to`, never overwriting; return where it went."
-    target = to/f.relative_to(root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while target.exists():
-        target = target.with_name(f'{f.stem} ({n}){f.suffix}')
-        n += 1
-    shutil.move(f, target)
-    return target
-
 # %% ../nbs/03d_download.ipynb #4f858565
 def _problems(files:list, max_workers:int=4, progress:bool=False)->list:
     "Why each of `files` is not a usable photo (None for those that are), checked in parallel."
@@ -279,111 +257,100 @@ def _problems(files:list, max_workers:int=4, progress:bool=False)->list:
         res = ex.map(_problem, files)
         return list(progress_bar(res, total=len(files), leave=False) if progress and len(files) > 20 else res)
 
-# %% ../nbs/03d_download.ipynb #afa9834d
-def _quarantine(files:list, problems:list, root:Path, q:Path, rows:list)->list:
-    "Move each of `files` with a problem into the quarantine `q`, under its place in `root`; a row in `rows` as each goes."
-    for f, p in zip(files, problems):
-        if p: rows.append(dict(file=f, moved_to=_move_aside(f, root, q), reason=p, action='quarantined'))
-    return rows
-
-# %% ../nbs/03d_download.ipynb #e426d75e
-_JOURNAL_COLS = ['file', 'moved_to', 'reason', 'time', 'action', 'sha256']
-
-def _journal(q:Path, rows:list)->pd.DataFrame:
-    "Add `rows` (file, moved_to, reason, action; sha256 of a shrunk copy) to the quarantine's journal."
-    now = datetime.now(timezone.utc).isoformat(timespec='seconds')
-    df = pd.DataFrame([{**r, 'time': now} for r in rows], columns=_JOURNAL_COLS)
-    if not rows: return df
-    f = q/'journal.csv'  # read and written whole: a journal from an older bearlab has fewer columns
-    old = pd.read_csv(f, dtype=str, keep_default_na=False) if f.exists() else None
-    pd.concat([old, df.astype(str)]).reindex(columns=_JOURNAL_COLS).fillna('').to_csv(f, index=False)
-    return df
-
-# %% ../nbs/03d_download.ipynb #92cd8b8e
+# %% ../nbs/03d_download.ipynb #41334669
 def quarantine_images(
     path, # a dataset folder
-    quarantine=None, # where to move bad files; default `path/.bearlab-quarantine`
+    quarantine=None, # no longer used: files go to the dataset's trash, `path/.bearlab-trash`
     max_workers:int=4, # files checked at the same time
     progress:bool=True, # show a progress bar
 )->pd.DataFrame: # one row per moved file: file, moved_to, reason
-    "Move every image file under `path` that isn't a readable photo to a quarantine folder, and say why."
+    "Move every image file under `path` that isn't a readable photo to the dataset's trash, and say why."
     path = Path(path)
-    q = Path(ifnone(quarantine, path/QUARANTINE))
+    if quarantine is not None:
+        warnings.warn(f"`quarantine` is no longer used: files go to {path/TRASH}, where `unquarantine` finds them.")
     files = image_files(path)
-    problems, rows = _problems(files, max_workers, progress), []
-    try: _quarantine(files, problems, path, q, rows)
-    finally: df = _journal(q, rows) # even when a move fails half-way: every file moved can be put back
-    see = ' (see journal.csv there)' if rows else ''
-    print(f"{len(files)} files checked, {len(rows)} moved to {q}{see}")
-    return df[['file', 'moved_to', 'reason']]
+    bad = [(f, p) for f, p in zip(files, _problems(files, max_workers, progress)) if p]
+    moves = Journal(path).set_aside([f for f,_ in bad], [p for _,p in bad])
+    print(f"{len(files)} files checked, {len(moves)} moved to {path/TRASH}"
+          + (" (`unquarantine` puts them back)" if moves else ''))
+    return pd.DataFrame([(f, path/d, p) for (f, p), (_, d) in zip(bad, moves)], columns=['file', 'moved_to', 'reason'])
 
-# %% ../nbs/03d_download.ipynb #5b9b4ff7
+# %% ../nbs/03d_download.ipynb #e17dc654
+_SET_ASIDE = ('quarantine', 'verify') # the kinds of journal batch that `quarantine_images` and `verify_images` make
+
+def _last_set_aside(j:Journal)->dict|None:
+    "The newest batch of files the download checks set aside in `j`'s dataset and that is not undone yet."
+    return next((b for b in reversed(j.batches()) if b['kind'] in _SET_ASIDE and b['status'] == 'done'), None)
+
+# %% ../nbs/03d_download.ipynb #4d30499e
+def _undo_set_aside(path:Path)->L:
+    "Undo, newest first, every batch the download checks set aside in `path`'s journal; where the files went."
+    j, back = Journal(path), L()
+    b = j.pending()
+    if b and b['kind'] in _SET_ASIDE: # stopped part-way: the files it moved go back
+        back += [path/r['src'] for r in j.records() if r['t'] == 'moved' and r['id'] == b['id']]
+        j.recover('rollback')
+    while (b := _last_set_aside(j)) is not None:
+        back += [path/d for s, d in j._undo(b) if not d.startswith(TRASH + '/')] # not our shrunk copies
+    return back
+
+# %% ../nbs/03d_download.ipynb #27996286
 def _put_back(r, path:Path, q:Path)->Path:
-    "Undo one journal row: a quarantined file goes back; a shrunk photo's original replaces its copy."
-    shrunk = Path(r.file)
+    "Undo one row of an old quarantine's journal.csv, writing over nothing; where the file went."
+    shrunk, moved = Path(r.file), Path(r.moved_to)
     if getattr(r, 'action', '') == 'resized' and shrunk.is_file() and file_hash(shrunk) == r.sha256:
-        os.replace(r.moved_to, shrunk)
-        return shrunk
-    # a photo that changed since is yours: the original goes beside it
-    return _move_aside(Path(r.moved_to), q, path)
+        copy = free_name(path/TRASH/os.path.relpath(shrunk, path)) # bearlab's shrunk copy, kept in the trash
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(shrunk, copy)
+        target = shrunk
+    else: target = free_name(path/os.path.relpath(moved, q)) # a photo that changed since is yours: beside it
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(moved, target)
+    return target
 
-# %% ../nbs/03d_download.ipynb #70a94c05
+# %% ../nbs/03d_download.ipynb #4fdb5c84
+def _undo_quarantine_csv(path:Path, q:Path)->L:
+    "Undo, newest first, the files an older bearlab set aside in `q` (its journal.csv); where they went."
+    f = q/'journal.csv'
+    if not f.exists(): return L()
+    rows = list(pd.read_csv(f, dtype=str, keep_default_na=False).itertuples())
+    back = L(_put_back(r, path, q) for r in reversed(rows) if Path(r.moved_to).exists())
+    f.rename(q/f'journal-restored-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.csv')
+    return back
+
+# %% ../nbs/03d_download.ipynb #616d59ce
 def unquarantine(
     path, # the folder given to `quarantine_images` or `verify_images`
-    quarantine=None, # the quarantine folder; default `path/.bearlab-quarantine`
+    quarantine=None, # an older bearlab's quarantine folder to read too; default `path/.bearlab-quarantine`
 )->L: # where the files went back to
     "Put every file `quarantine_images` or `verify_images` moved back where it was (never over yours)."
     path = Path(path)
-    q = Path(ifnone(quarantine, path/QUARANTINE))
-    if not (q/'journal.csv').exists():
-        print(f"Nothing to put back: {q} has no journal.csv.")
-        return L()
-    rows = pd.read_csv(q/'journal.csv', dtype=str, keep_default_na=False).itertuples()
-    back = L(_put_back(r, path, q) for r in reversed(list(rows)) if Path(r.moved_to).exists())  # newest first
-    (q/'journal.csv').rename(q/f'journal-restored-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.csv')
+    back = _undo_set_aside(path) + _undo_quarantine_csv(path, Path(ifnone(quarantine, path/QUARANTINE)))
+    if not back: print(f"Nothing to put back in {path}.")
     return back
 
-# %% ../nbs/03d_download.ipynb #36badf9f
-def _shrink(f:Path, root:Path, q:Path, max_size:int)->dict|None:
-    "Shrink the photo `f` to fit `max_size`, its original kept in the quarantine `q`; the journal row, if so."
-    img = open_image(f)
-    if max(img.size) <= max_size: return None
-    with Image.open(f) as im: fmt = im.format or 'JPEG'
+# %% ../nbs/03d_download.ipynb #deca00f1
+def _save_small(img:Image.Image, max_size:int, fmt:str, dest:Path):
+    "Save `img` shrunk to fit `max_size`, at `dest`, in the format `fmt` (Pillow's name)."
     small = img.copy()
     small.thumbnail((max_size, max_size), Image.Resampling.BILINEAR)
-    part = f.with_name(f'.{f.name}.part')
-    try: small.save(part, fmt, **({'quality': 90} if fmt == 'JPEG' else {}))
-    except Exception:
-        part.unlink(missing_ok=True) # our half-written copy, never the photo
-        raise
-    sha = file_hash(part)
-    original = _move_aside(f, root, q)
-    try: os.replace(part, f)
-    except OSError: # the original goes back where it was: no move is left out of the journal
-        os.replace(original, f)
-        part.unlink(missing_ok=True)
-        raise
-    why = f'shrunk from {img.width}×{img.height} to fit max_size={max_size}'
-    return dict(file=f, moved_to=original, reason=why, action='resized', sha256=sha)
+    small.save(dest, fmt, **({'quality': 90} if fmt == 'JPEG' else {}))
 
-# %% ../nbs/03d_download.ipynb #603da9fe
+# %% ../nbs/03d_download.ipynb #d4e131c9
 def _verify_folder(folder:Path, files:list, problems:list, delete:bool, max_size:int|None):
-    "fastai 1's `verify_images` on `folder`, safely: bad files quarantined, big photos shrunk, all undoable."
-    q = folder/QUARANTINE
-    rows = []
-    try: # each move is in `rows` as soon as it's made, and the journal is written even if one fails
-        if delete: _quarantine(files, problems, folder, q, rows)
+    "fastai 1's `verify_images` on `folder`, safely: bad files to the trash, big photos shrunk, all undoable."
+    bad, big, shrunk = [(f, p) for f, p in zip(files, problems) if p and delete], [], {}
+    with ExitStack() as writes: # each shrunk copy takes its photo's place once the original is in the trash
         for f, p in zip(files, problems):
-            if not p and max_size and (r := _shrink(f, folder, q, max_size)): rows.append(r)
-    finally: _journal(q, rows)
-    bad = [r for r in rows if r['action'] == 'quarantined']
-    shrunk = [r for r in rows if r['action'] == 'resized']
-    if bad or shrunk:
-        print(f"{len(files)} files checked: {len(bad)} unreadable moved to {q}, {len(shrunk)} photos shrunk "
+            if p or not max_size or max((img := open_image(f)).size) <= max_size: continue
+            part = writes.enter_context(safe_write(f))
+            _save_small(img, max_size, photo_format(f.read_bytes()) or 'JPEG', part)
+            big.append((f, f'shrunk from {img.width}×{img.height} to fit max_size={max_size}'))
+            shrunk[f] = file_hash(part)
+        Journal(folder).set_aside([f for f,_ in bad+big], [p for _,p in bad+big], kind='verify', shrunk=shrunk)
+    if bad or big:
+        print(f"{len(files)} files checked: {len(bad)} unreadable moved to {folder/TRASH}, {len(big)} photos shrunk "
               f"(their originals are there too). `unquarantine({str(folder)!r})` puts everything back.")
-
-# %% ../nbs/03d_download.ipynb #a9435c62
-class DatasetError(BearlabError): "A dataset folder bearlab can't use as it is."
 
 # %% ../nbs/03d_download.ipynb #da18f219
 def verify_images(

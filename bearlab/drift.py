@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
-from .images import BearlabError
+from .errors import BearlabError
 
 # %% auto #0
 __all__ = ['DRIFT_THRESHOLD', 'MIN_PHOTOS', 'DriftError', 'spherical_kmeans', 'FeatureReference', 'DomainReference',

@@ -4,16 +4,17 @@
 
 # %% ../nbs/03a_files.ipynb #65491238
 from __future__ import annotations
-import hashlib, mimetypes, os
+import hashlib
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from fastcore.all import *
 from fastprogress.fastprogress import progress_bar
 from .images import BearlabError, ImageError, open_image
+from .dataset import image_files
 
 # %% auto #0
-__all__ = ['file_hash', 'image_hash', 'hash_distance', 'image_files', 'StableSplitter', 'find_duplicates']
+__all__ = ['file_hash', 'image_hash', 'hash_distance', 'StableSplitter', 'find_duplicates', 'image_files']
 
 # %% ../nbs/03a_files.ipynb #8ca67aed
 def file_hash(
@@ -43,20 +44,7 @@ def hash_distance(
     return (int(a) ^ int(b)).bit_count()
 
 # %% ../nbs/03a_files.ipynb #2cbb38b0
-if not mimetypes.inited: mimetypes.init()  # the system's list of types too, as fastai's import leaves it
-# fastai's `image_extensions`
-_IMAGE_EXTENSIONS = {k for k,v in mimetypes.types_map.items() if v.startswith('image/')}
-
-def image_files(
-    path, # a folder of photos, usually one sub-folder per class
-)->L: # sorted `Path`s of files with an image extension
-    "Image files under `path`, recursively, skipping folders whose names start with '.'."
-    path, res = Path(path), []
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-        res += [Path(root)/f for f in sorted(files)
-                if not f.startswith('.') and Path(f).suffix.lower() in _IMAGE_EXTENSIONS]
-    return L(res)
+_all_ = ['image_files'] # from bearlab.dataset: `from bearlab.files import *` still brings it
 
 # %% ../nbs/03a_files.ipynb #b8437628
 class StableSplitter:

@@ -8,16 +8,15 @@ import io, warnings
 from pathlib import Path
 import numpy as np, pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .errors import BearlabError
 
 # %% auto #0
-__all__ = ['PHOTO_FORMATS', 'MAX_UPLOAD_BYTES', 'NOT_A_BEAR', 'MAX_PIXELS', 'BearlabError', 'ImageError', 'EmptyImageError',
-           'NotAnImageError', 'TruncatedImageError', 'ImageTooLargeError', 'format_ext', 'label_folder', 'photo_bytes',
-           'describe_bytes', 'to_rgb', 'open_image', 'thumbnail']
+__all__ = ['PHOTO_FORMATS', 'MAX_PIXELS', 'ImageError', 'EmptyImageError', 'NotAnImageError', 'TruncatedImageError',
+           'ImageTooLargeError', 'format_ext', 'photo_bytes', 'describe_bytes', 'to_rgb', 'open_image', 'thumbnail',
+           'BearlabError']
 
 # %% ../nbs/00_images.ipynb #de853e7b
-class BearlabError(Exception):
-    "An error whose message is written for the person using bearlab, shown to them as it is."
-
+_all_ = ['BearlabError'] # defined in `bearlab.errors`; `from bearlab.images import BearlabError` still works
 class ImageError(BearlabError, ValueError): "A photo that bearlab cannot use."
 class EmptyImageError(ImageError): "The file has no bytes at all."
 class NotAnImageError(ImageError): "The bytes are not an image format bearlab can read."
@@ -27,7 +26,6 @@ class ImageTooLargeError(ImageError): "More pixels than allowed: a decompression
 # %% ../nbs/00_images.ipynb #f114577d
 pillow_heif.register_heif_opener() # HEIC and HEIF through `Image.open`, for bearlab and fastai alike
 PHOTO_FORMATS = 'JPEG, PNG, HEIC, WebP, AVIF, GIF, BMP or TIFF' # what bearlab reads, in words
-MAX_UPLOAD_BYTES = 50_000_000 # the largest photo the app and the API take in (50 MB)
 
 # %% ../nbs/00_images.ipynb #c5f94ad7
 _FORMAT_EXT = {'JPEG': 'jpg', 'MPO': 'jpg', 'HEIF': 'heic', 'TIFF': 'tif'} # where the usual name isn't the format's
@@ -38,16 +36,6 @@ def format_ext(
     "The usual file extension (no dot) for photos in Pillow's format `fmt`."
     return _FORMAT_EXT.get(fmt, fmt.lower())
 
-
-# %% ../nbs/00_images.ipynb #6dc0077f
-NOT_A_BEAR = 'not a bear' # the feedback answer for a photo of no class at all
-
-# %% ../nbs/00_images.ipynb #b2d2c323
-def label_folder(
-    label:str, # a class name, or `NOT_A_BEAR`
-)->str: # a folder name: no spaces, no slashes, no leading dot
-    "The folder that keeps the photos labelled `label`."
-    return label.replace(' ', '-').replace('/', '-').lstrip('.') or 'unlabelled'
 
 # %% ../nbs/00_images.ipynb #5105f8f9
 def photo_bytes(

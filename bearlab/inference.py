@@ -12,14 +12,15 @@ import numpy as np
 from PIL import Image
 from fastcore.basics import patch
 from .images import BearlabError, open_image, MAX_PIXELS
+from .dataset import safe_write
 from . import runtime as rt
 from .runtime import ModelLoadError, OnnxModel
 from .drift import FeatureReference, DomainReference, DriftError
 _all_ = ['ModelLoadError']
 
 # %% auto #0
-__all__ = ['BEAR_DOMAIN', 'LITE0_PREPROCESS', 'ARCHS', 'Preprocess', 'fit_box', 'Prediction', 'Classifier', 'register_arch',
-           'export_bundle', 'default_bundle', 'model_path', 'ModelLoadError']
+__all__ = ['NOT_A_BEAR', 'BEAR_DOMAIN', 'LITE0_PREPROCESS', 'MAX_UPLOAD_BYTES', 'ARCHS', 'Preprocess', 'fit_box', 'Prediction',
+           'Classifier', 'register_arch', 'export_bundle', 'default_bundle', 'model_path', 'ModelLoadError']
 
 # %% ../nbs/02_inference.ipynb #9450d832
 _PAD_MODES = {'zeros':'constant', 'reflection':'reflect', 'border':'edge'}
@@ -211,6 +212,13 @@ def _resize_of(dls):
                        "so bearlab can't tell what size its photos must be. "
                        "Train it with `item_tfms=Resize(224)`.")
 
+# %% ../nbs/02_inference.ipynb #e0eeb762
+def _norm_stats(dls)->tuple:
+    from fastai.data.transforms import Normalize
+    for t in dls.after_batch.fs:
+        if isinstance(t, Normalize): return tuple(t.mean.flatten().tolist()), tuple(t.std.flatten().tolist())
+    return (0.,0.,0.), (1.,1.,1.)
+
 # %% ../nbs/02_inference.ipynb #89c45150
 @patch(cls_method=True)
 def from_dls(cls:Preprocess, dls)->Preprocess:
@@ -224,15 +232,11 @@ def from_dls(cls:Preprocess, dls)->Preprocess:
         return cls((h,w), 'squish', (max(w,h))/(max(w,h)+xtra), *_norm_stats(dls))
     return cls((h,w), str(r.method), 1., *_norm_stats(dls), pad_mode=str(r.pad_mode))
 
-# %% ../nbs/02_inference.ipynb #e0eeb762
-def _norm_stats(dls)->tuple:
-    from fastai.data.transforms import Normalize
-    for t in dls.after_batch.fs:
-        if isinstance(t, Normalize): return tuple(t.mean.flatten().tolist()), tuple(t.std.flatten().tolist())
-    return (0.,0.,0.), (1.,1.,1.)
-
 # %% ../nbs/02_inference.ipynb #8c484796
 def _with_article(noun:str)->str: return ('an ' if noun[:1].lower() in 'aeiou' else 'a ') + noun
+
+# %% ../nbs/02_inference.ipynb #c31305ec
+NOT_A_BEAR = 'not a bear' # the answer for a photo of no class at all: in the app's feedback, the log and the report
 
 # %% ../nbs/02_inference.ipynb #30328152
 @dataclass
@@ -243,6 +247,10 @@ class Prediction:
     in_domain:bool=True # False when the photo doesn't look like anything the model was trained on
     looks_like:str|None=None # what a general ImageNet model sees instead, when out of domain
     distance:float|None=field(default=None, compare=False) # from the training photos; over 1: far
+    @property
+    def answer(self)->str:
+        "`label`, or `NOT_A_BEAR` when the photo is out of domain: the answer a person can agree with or flag."
+        return self.label if self.in_domain else NOT_A_BEAR
     @property
     def prob(self)->float:
         "The probability of `label`."
@@ -292,13 +300,50 @@ class Classifier:
     def __repr__(self):
         return f"Classifier({self.source or type(self.model).__name__}: {', '.join(self.vocab)})"
 
+# %% ../nbs/02_inference.ipynb #3f6581ab
+BEAR_DOMAIN = [294, 295, 296, 297, 850] # brown, American black, ice, sloth and teddy bears
+LITE0_PREPROCESS = Preprocess(224, 'squish', 224/256, (0.5,)*3, (0.5,)*3) # 256×256, central 224×224, [-1,1]
+
+_default = None
+@patch(cls_method=True)
+def default(cls:Classifier)->Classifier:
+    "ImageNet's bears read by EfficientNet-Lite0: no training and no network needed."
+    global _default
+    if _default is None:
+        try: from bearlab.models import efficientnet_lite0, imagenet_classes, BEAR_CLASSES
+        except ImportError as e:
+            raise ModelLoadError(
+                f"The built-in model is built with torch, which isn't installed here ({e}). "
+                "Serve a bundle instead: `Classifier.default().save(dir)` where torch is installed, "
+                "then `--model dir`.") from None
+        _default = cls(efficientnet_lite0(), list(BEAR_CLASSES), LITE0_PREPROCESS,
+                       list(BEAR_CLASSES.values()), BEAR_DOMAIN, imagenet_classes(),
+                       source='ImageNet bears (EfficientNet-Lite0)', arch='imagenet:efficientnet_lite0')
+    return _default
+
+# %% ../nbs/02_inference.ipynb #c28be52e
+MAX_UPLOAD_BYTES = 50_000_000 # the largest photo the app and the API take in (50 MB)
+
 # %% ../nbs/02_inference.ipynb #0b64f33e
 @patch
 def read(self:Classifier,
     src, # bytes, a path, a file object or a PIL image
+    max_pixels:int|None=None, # refuse photos with more pixels than this (default: the classifier's `max_pixels`)
 )->Image.Image:
-    "The photo `src` decoded for this model: RGB, upright, JPEGs at the smallest scale its input size allows."
-    return open_image(src, draft=self.pre.draft, max_pixels=self.max_pixels)
+    "Decode the photo `src` for this model: RGB, upright, JPEGs at the smallest scale its input size allows."
+    return open_image(src, draft=self.pre.draft, max_pixels=max_pixels or self.max_pixels)
+
+# %% ../nbs/02_inference.ipynb #3a660d5e
+@patch
+def prepare(self:Classifier,
+    src, # bytes, a path, a file object or a PIL image
+    out:np.ndarray|None=None, # a 3×H×W float32 array to fill, e.g. a batch's `x[i]` (default: a new one)
+    bands:int|None=None, # resize in this many row bands on threads (default: as many as pay for themselves)
+    max_pixels:int|None=None, # refuse photos with more pixels than this (default: the classifier's `max_pixels`)
+)->tuple: # (the photo decoded: RGB, upright; its model input: 3×H×W float32)
+    "The one step from a photo to the model's input: decoded once, then resized and normalized."
+    img = self.read(src, max_pixels)
+    return img, self.pre.array(img, out, bands)
 
 # %% ../nbs/02_inference.ipynb #1d5abbd1
 @patch
@@ -307,7 +352,7 @@ def array(self:Classifier,
     out:np.ndarray|None=None, # a 3×H×W float32 array to write into (default: a new one)
 )->np.ndarray: # 3×H×W float32
     "The model's input for the photo `src` (bytes, path, file or PIL image): resized and normalized."
-    return self.pre.array(self.read(src), out)
+    return self.prepare(src, out)[1]
 
 # %% ../nbs/02_inference.ipynb #6cbdf8d6
 @patch
@@ -315,7 +360,8 @@ def tensor(self:Classifier,
     src, # bytes, a path, a file object or a PIL image
 )->torch.Tensor:
     "The model's input for the photo `src` (bytes, path, file or PIL image), as a torch tensor."
-    return self.pre.tensor(self.read(src))
+    import torch
+    return torch.from_numpy(self.array(src))
 
 # %% ../nbs/02_inference.ipynb #90bf0526
 @patch(as_prop=True)
@@ -334,10 +380,12 @@ def forward(self:Classifier,
 
 # %% ../nbs/02_inference.ipynb #9d222e3c
 @patch
-def _read(self:Classifier, logits:np.ndarray, distance:float|None=None)->Prediction:
-    sub = (logits if self.outputs is None else logits[self.outputs]).astype(np.float64)
-    e = np.exp(sub - sub.max())
-    probs = (e / e.sum()).tolist()
+def _prediction(self:Classifier,
+    logits:np.ndarray, # one photo's logits: every output of the model
+    distance:float|None=None, # how far its features are from the training photos' (`reference`)
+)->Prediction:
+    "What `logits` say: the vocabulary's probabilities, highest first, and whether the photo is in domain."
+    probs = rt.softmax((logits if self.outputs is None else logits[self.outputs]).astype(np.float64)).tolist()
     order = sorted(range(len(probs)), key=lambda i: -probs[i])
     label = self.vocab[order[0]]
     in_domain, looks_like = True, None
@@ -350,7 +398,7 @@ def _read(self:Classifier, logits:np.ndarray, distance:float|None=None)->Predict
 # %% ../nbs/02_inference.ipynb #464a8764
 @patch
 def predict_arrays(self:Classifier,
-    xs:list|np.ndarray, # the model's inputs, as `Classifier.array` makes them, or them stacked (N×3×H×W)
+    xs:list|np.ndarray, # the model's inputs, as `Classifier.prepare` makes them, or them stacked (N×3×H×W)
 )->list:
     "A `Prediction` for each prepared input in `xs`, in one forward pass; with its `distance` if there's a reference."
     if not len(xs): return []
@@ -358,7 +406,7 @@ def predict_arrays(self:Classifier,
     dist = [None]*len(logits)
     if feats is not None and isinstance(self.reference, FeatureReference):
         dist = self.reference.distances(feats).tolist()
-    return [self._read(l, d) for l, d in zip(logits, dist)]
+    return [self._prediction(l, d) for l, d in zip(logits, dist)]
 
 # %% ../nbs/02_inference.ipynb #1e68c645
 @patch
@@ -408,27 +456,6 @@ def fit_reference(self:Classifier,
     self.reference = FeatureReference.fit(self.features(srcs))
     return self.reference
 
-# %% ../nbs/02_inference.ipynb #3f6581ab
-BEAR_DOMAIN = [294, 295, 296, 297, 850] # brown, American black, ice, sloth and teddy bears
-LITE0_PREPROCESS = Preprocess(224, 'squish', 224/256, (0.5,)*3, (0.5,)*3) # 256×256, central 224×224, [-1,1]
-
-_default = None
-@patch(cls_method=True)
-def default(cls:Classifier)->Classifier:
-    "ImageNet's bears read by EfficientNet-Lite0: no training and no network needed."
-    global _default
-    if _default is None:
-        try: from bearlab.models import efficientnet_lite0, imagenet_classes, BEAR_CLASSES
-        except ImportError as e:
-            raise ModelLoadError(
-                f"The built-in model is built with torch, which isn't installed here ({e}). "
-                "Serve a bundle instead: `Classifier.default().save(dir)` where torch is installed, "
-                "then `--model dir`.") from None
-        _default = cls(efficientnet_lite0(), list(BEAR_CLASSES), LITE0_PREPROCESS,
-                       list(BEAR_CLASSES.values()), BEAR_DOMAIN, imagenet_classes(),
-                       source='ImageNet bears (EfficientNet-Lite0)', arch='imagenet:efficientnet_lite0')
-    return _default
-
 # %% ../nbs/02_inference.ipynb #f6424b41
 @patch(cls_method=True)
 def from_learner(cls:Classifier, learn, source:str='')->Classifier:
@@ -475,13 +502,6 @@ def register_arch(
     "Let bundles name the architecture `fn` as `name`; `builder` is 'fastai' (vision_learner) or 'plain'."
     ARCHS[name] = (fn, builder)
 
-# %% ../nbs/02_inference.ipynb #dc2daac4
-def _arch_name(arch)->str:
-    if isinstance(arch, str): return arch
-    for k,(fn,_) in _archs().items():
-        if fn is arch: return k
-    return arch.__name__
-
 # %% ../nbs/02_inference.ipynb #2f225bb2
 def _archs()->dict:
     "`ARCHS`, with bearlab's own architectures added the first time they are needed (it imports torch)."
@@ -494,6 +514,13 @@ def _archs()->dict:
         ARCHS.setdefault('efficientnet_lite0', (bm.efficientnet_lite0, 'fastai'))
         ARCHS['imagenet:efficientnet_lite0'] = (bm.efficientnet_lite0, 'plain')
     return ARCHS
+
+# %% ../nbs/02_inference.ipynb #dc2daac4
+def _arch_name(arch)->str:
+    if isinstance(arch, str): return arch
+    for k,(fn,_) in _archs().items():
+        if fn is arch: return k
+    return arch.__name__
 
 # %% ../nbs/02_inference.ipynb #5fc52644
 def _versions()->dict:
@@ -672,14 +699,9 @@ def default_bundle(
     # named for bearlab's version and its export format: a newer one writes its own
     path = Path(cache or rt.cache_root()/'bundles')/f'imagenet-bears-lite0-{__version__}-onnx{rt._FORMAT}'
     if (path/'bundle.json').is_file(): return path
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}')
-    shutil.rmtree(tmp, ignore_errors=True) # our own leftover from a crash, never a user's file
     try:
-        Classifier.default().save(tmp)
-        os.replace(tmp, path)
-    except BaseException as e: # Ctrl-C too: no half-written bundle is left behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not isinstance(e, OSError): raise
+        with safe_write(path) as tmp: Classifier.default().save(tmp) # no half-written bundle is left behind
+    except OSError as e:
         if not (path/'bundle.json').is_file(): # else another process wrote it first: theirs is the same
             raise ModelLoadError(f"The built-in model can't be written to bearlab's cache {path.parent} ({e}). "
                                  "Set $BEARLAB_CACHE to a folder you can write to.") from None

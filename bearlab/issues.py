@@ -4,44 +4,29 @@
 
 # %% ../nbs/04b_issues.ipynb #b3c7a609
 from __future__ import annotations
-import os, shutil, threading, warnings
+import json, os, shutil, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
-from .images import ImageError, NOT_A_BEAR, label_folder, open_image
-from .files import file_hash, image_files, find_duplicates, StableSplitter
-from .journal import CleanError, EmptyDatasetError, check_label, check_inside, free_name
+from .images import ImageError, open_image
+from .inference import NOT_A_BEAR
+from .dataset import EmptyDatasetError, class_folder, dataset_items, image_files, safe_write
+from .files import file_hash, find_duplicates, StableSplitter
+from .journal import CleanError, check_inside, free_name
 
 # %% auto #0
-__all__ = ['QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of', 'Lite0Embedder', 'PixelEmbedder', 'image_stats',
-           'quality_issues', 'default_cache_dir', 'scan_images', 'out_of_fold_probs', 'per_class_thresholds',
-           'confident_joint', 'calibrate_joint', 'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers',
-           'label_issues_from', 'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
+__all__ = ['QUALITY', 'TooFewClassesError', 'split_of', 'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues',
+           'default_cache_dir', 'scan_images', 'out_of_fold_probs', 'per_class_thresholds', 'confident_joint',
+           'calibrate_joint', 'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'label_issues_from',
+           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback', 'dataset_items']
 
 # %% ../nbs/04b_issues.ipynb #8f766bee
 class TooFewClassesError(CleanError): "Finding label errors needs two classes or more, of two photos or more."
 
-# %% ../nbs/04b_issues.ipynb #cf843497
-def dataset_items(
-    path, # a folder with one sub-folder of photos per class
-)->tuple: # (files, labels): sorted `Path`s and the names of their folders
-    "Every photo in a dataset folder, and its label: the name of the folder it is in."
-    path = Path(path)
-    if not path.is_dir():
-        raise EmptyDatasetError(f"There is no folder at {path}. "
-                                "Give the folder that holds one folder per class.")
-    files = list(image_files(path))
-    loose = [f for f in files if f.parent == path]
-    if loose:
-        warnings.warn(f"{len(loose)} photos lie directly in {path}, outside any class folder: "
-                      "they are left out. Move them into a class folder.")
-    files = [f for f in files if f.parent != path]
-    if not files:
-        raise EmptyDatasetError(f"No photos in {path}. Put them in one folder per class, e.g. "
-                                f"{path/'grizzly'/'1.jpg'}.")
-    return files, [f.parent.name for f in files]
+# %% ../nbs/04b_issues.ipynb #becc74ca
+_all_ = ['dataset_items'] # bearlab.dataset's, importable from here as before
 
 # %% ../nbs/04b_issues.ipynb #ae8b559c
 def split_of(
@@ -135,13 +120,11 @@ def _load_cached(f:Path):
         with np.load(f) as z: return z['emb'], dict(zip(_STATS, z['stats'].tolist()))
     except Exception: return None # a cache file cut short: compute it again
 
-# %% ../nbs/04b_issues.ipynb #22786cd0
+# %% ../nbs/04b_issues.ipynb #955af101
 def _save_cached(f:Path, emb, stats:dict):
-    tmp = f.with_suffix(f'.{os.getpid()}.{threading.get_ident()}.tmp.npz')
     try:
         f.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
-        os.replace(tmp, f)
+        with safe_write(f) as part: np.savez(part, emb=emb, stats=np.array([stats[k] for k in _STATS], dtype=np.float64))
     except OSError as e: # the scan goes on; only the next one is slower
         warnings.warn(f"The embedding cache {f.parent.parent} can't be written ({type(e).__name__}), so photos will be "
                       "embedded again next time. Set $BEARLAB_CACHE to a folder you can write to.", stacklevel=2)
@@ -373,7 +356,8 @@ def _reasons(r, s, dups:list)->tuple:
     return ','.join(dict.fromkeys(ks)), '; '.join(ws)
 
 # %% ../nbs/04b_issues.ipynb #ffca1b37
-def _queue(files, labels, sc, X, split, dups:dict, groups:list, folds, seed, rank_by)->pd.DataFrame:
+def _queue(files, labels, sc, X, *, split:list, dups:dict, groups:list, folds:int, seed:int,
+           rank_by:str)->pd.DataFrame:
     "The queue: label scores, outliers, quality and duplicates of every photo, most suspicious first."
     ok = sc.error.isna().to_numpy()
     okl = [l for l, o in zip(labels, ok) if o]
@@ -391,7 +375,7 @@ def _queue(files, labels, sc, X, split, dups:dict, groups:list, folds, seed, ran
     df['is_issue'] = df.kinds != ''
     df = df.sort_values(['is_issue', 'score'], ascending=[False, True], kind='stable', ignore_index=True)
     df = df[_COLS]
-    df.attrs.update(classes=classes, n_label_issues=n_est, method='embeddings', folds=folds, seed=seed)
+    df.attrs['n_label_issues'] = n_est # a result, not a setting: how far down the queue to look
     return df
 
 # %% ../nbs/04b_issues.ipynb #c420c680
@@ -422,9 +406,8 @@ def label_issues_from(
     dups, pairs = _duplicate_reasons(items, labels, splitter, progress) if duplicates else ({}, [])
     by_hash = {h: i for i, h in enumerate(sc.hash)} # exact copies are one group even without `duplicates`
     groups = group_numbers(len(items), pairs + [(i, by_hash[h]) for i, h in enumerate(sc.hash)])
-    df = _queue(items, labels, sc, X, split_of(items, root, splitter), dups, groups, folds, seed, rank_by)
-    df.attrs.update(root=str(root), rank_by=rank_by)
-    return df
+    return _queue(items, labels, sc, X, split=split_of(items, root, splitter), dups=dups, groups=groups,
+                  folds=folds, seed=seed, rank_by=rank_by)
 
 # %% ../nbs/04b_issues.ipynb #4b8eb153
 @delegates(label_issues_from, but=['items', 'labels', 'root'])
@@ -469,8 +452,7 @@ def learner_label_issues(
               "the model learnt their labels, so their scores are in-sample and miss errors it memorised. "
               "`label_issues(path)` scores every photo out-of-fold.")
     df = df.sort_values(['is_issue', 'score'], ascending=[False, True], kind='stable', ignore_index=True)
-    df.attrs.update(classes=classes, n_label_issues=n_est, method='learner',
-                    root=str(Path(os.path.commonpath([f.parent.parent for f in items]))))
+    df.attrs['n_label_issues'] = n_est
     return df
 
 # %% ../nbs/04b_issues.ipynb #befa7e62
@@ -495,33 +477,50 @@ def current_labels(
 def refit(
     df:pd.DataFrame, # a queue from `label_issues`
     decisions:dict, # `Journal.decisions()`
+    root, # the dataset folder (the journal's)
     embedder=None, # the embedder `df` was made with (default `Lite0Embedder()`)
     cache_dir=None, # its embeddings cache
+    folds:int=5, # cross-validation folds
+    seed:int=42, # seed of the folds
+    rank_by:str='self_confidence', # or 'normalized_margin'
 )->pd.DataFrame: # the queue re-scored with the labels as decided; deleted photos left out
     "Re-score a queue with the decisions made so far, from the cached embeddings."
-    if df.attrs.get('method') != 'embeddings':
+    if 'in_sample' in df or 'group' not in df: # scored by a Learner: there are no embeddings to refit
         raise CleanError("Only a queue made by `label_issues(path)` can be refitted; "
                          "call `label_issues` again.")
-    keep, labels = current_labels(df, decisions, Path(df.attrs['root']).resolve())
+    keep, labels = current_labels(df, decisions, Path(root).resolve())
     sub = df.loc[keep].reset_index(drop=True)
     sc, X = scan_images(list(sub.path), embedder, cache_dir, progress=False)
-    new = _queue(list(sub.path), labels, sc, X, list(sub.split), dict(enumerate(sub.duplicates)),
-                 list(sub.group), df.attrs['folds'], df.attrs['seed'], df.attrs['rank_by'])
-    new.attrs.update({**df.attrs, 'n_label_issues': new.attrs['n_label_issues']})
-    return new
+    return _queue(list(sub.path), labels, sc, X, split=list(sub.split),
+                  dups=dict(enumerate(sub.duplicates)), groups=list(sub.group), folds=folds, seed=seed,
+                  rank_by=rank_by)
 
-# %% ../nbs/04b_issues.ipynb #80be60c3
+# %% ../nbs/04b_issues.ipynb #09a83e3f
+def _said(
+    feedback:Path, # the app's feedback folder
+)->dict: # {photo, relative to `feedback`: label}
+    "The label each photo was flagged with, as `feedback.jsonl` recorded what the person said."
+    f, out = Path(feedback)/'feedback.jsonl', {}
+    for line in (f.read_text(encoding='utf-8').splitlines() if f.is_file() else []):
+        try: r = json.loads(line)
+        except json.JSONDecodeError: continue # a line cut short
+        if isinstance(r, dict) and r.get('file') and r.get('person'): out[r['file']] = r['person']
+    return out
+
+# %% ../nbs/04b_issues.ipynb #3dfa122a
 def take_feedback(
     feedback, # the app's feedback folder: one folder per label, and its `feedback.jsonl`
     path, # the dataset to add the flagged photos to
     skip:tuple=(NOT_A_BEAR,), # answers not to add: by default photos of no class at all
 )->list: # the copies made, in the dataset
     "Copy the photos flagged in the app into the dataset's class folders, once each; `feedback` is kept."
-    path, made, skipped = Path(path), [], {label_folder(s) for s in skip}
+    feedback, path, made, said = Path(feedback), Path(path), [], _said(feedback)
+    skipped = set(skip) | {s.replace(' ', '-') for s in skip} # and the folder an older app named them in
     known = {file_hash(f) for f in image_files(path)}
     for f, label in zip(*dataset_items(feedback)):
+        label = said.get(f.relative_to(feedback).as_posix(), label)
         if label in skipped or (h := file_hash(f)) in known: continue
-        dst = free_name(check_inside(path, path/check_label(label)/f.name))
+        dst = free_name(check_inside(path, class_folder(path, label)/f.name))
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, dst)
         known.add(h)

@@ -4,49 +4,27 @@
 
 # %% ../nbs/04a_journal.ipynb #660b2881
 from __future__ import annotations
-import json, os, time, uuid, unicodedata
+import json, os, time, uuid
 from pathlib import Path
 import pandas as pd
 from fastcore.basics import patch
-from .images import BearlabError
-from .files import file_hash, image_files
+from .errors import BearlabError
+from .dataset import DatasetError, EmptyDatasetError, UnsafeLabelError, check_label, image_files
+from .files import file_hash
 
 # %% auto #0
-__all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'EmptyDatasetError', 'UnsafeLabelError', 'ApplyInterruptedError',
-           'NothingToUndoError', 'check_label', 'check_inside', 'Journal', 'free_name']
+__all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'ApplyInterruptedError', 'NothingToUndoError', 'check_inside', 'Journal',
+           'free_name', 'EmptyDatasetError', 'UnsafeLabelError', 'check_label']
 
 # %% ../nbs/04a_journal.ipynb #adbfdab7
-class CleanError(BearlabError): "A dataset or a cleaning decision bearlab can't work with."
-class EmptyDatasetError(CleanError): "No photos to clean."
-class UnsafeLabelError(CleanError, ValueError): "A class name that can't safely be a dataset's folder."
+class CleanError(DatasetError): "A dataset or a cleaning decision bearlab can't work with."
 class ApplyInterruptedError(CleanError): "An apply or undo stopped part-way: complete it or roll it back."
 class NothingToUndoError(CleanError): "There is no applied change left to undo."
+_all_ = ['EmptyDatasetError', 'UnsafeLabelError', 'check_label'] # bearlab.dataset's, importable from here as before
 
 # %% ../nbs/04a_journal.ipynb #84f18672
 TRASH = '.bearlab-trash'             # deleted photos go here, inside the dataset
 JOURNAL = '.bearlab-journal.jsonl'   # every decision and every move, one JSON object a line
-
-# %% ../nbs/04a_journal.ipynb #12d7b2ac
-def check_label(
-    label:str, # a class name, to become a folder name
-)->str: # `label` itself, if it is safe
-    "`label` if it can be a class folder inside the dataset, else an `UnsafeLabelError` saying why."
-    if not isinstance(label, str) or not label.strip(): raise UnsafeLabelError("A class name can't be empty.")
-    for c in ('/', '\\'):
-        if c in label:
-            raise UnsafeLabelError(f"The class name {label!r} contains {c!r}: a class is a single folder, "
-                                   "so its name can't contain a path separator.")
-    if label.startswith('.'):
-        raise UnsafeLabelError(f"The class name {label!r} starts with '.': that would be a hidden folder, "
-                               "which bearlab skips. Choose a name that starts with a letter or digit.")
-    if label != label.strip():
-        raise UnsafeLabelError(f"The class name {label!r} starts or ends with a space; remove it, "
-                               "so the folder can be told apart from one without.")
-    if any(unicodedata.category(c)[0] == 'C' for c in label):
-        raise UnsafeLabelError(f"The class name {label!r} contains a control character.")
-    if len(label.encode()) > 200:
-        raise UnsafeLabelError(f"The class name is {len(label.encode())} bytes long: keep it under 200.")
-    return label
 
 # %% ../nbs/04a_journal.ipynb #32d1b4ca
 def check_inside(
@@ -66,7 +44,7 @@ class Journal:
         root, # the dataset folder; the journal is `root/.bearlab-journal.jsonl`
     ):
         self.root = Path(root).resolve()
-        if not self.root.is_dir(): raise EmptyDatasetError(f"There is no folder at {root}.")
+        if not self.root.is_dir(): raise DatasetError(f"There is no folder at {root}.")
         self.path = self.root/JOURNAL
     __repr__ = lambda self: f'Journal({str(self.root)!r}, {len(self.records())} records)'
 
@@ -272,16 +250,61 @@ def apply(self:Journal,
           "`undo()` puts them back.")
     return moves
 
+# %% ../nbs/04a_journal.ipynb #c837a801
+@patch
+def _undo_moves(self:Journal, b:dict)->list:
+    "The moves that undo the batch `b`, newest first; nothing is written over."
+    moves, taken = [], set()
+    for s, d in reversed(b['moves']):
+        back, sha = self.root/s, b.get('shrunk', {}).get(s)
+        if sha and back.is_file():
+            if file_hash(back) == sha: # our own copy: to the trash, beside the original
+                t = free_name(self.root/TRASH/s, taken)
+                taken.add(t)
+                moves.append((s, t.relative_to(self.root).as_posix()))
+            else: # changed since: it is yours, and the original goes beside it
+                back = free_name(back, taken)
+                taken.add(back)
+        moves.append((d, back.relative_to(self.root).as_posix()))
+    return moves
+
+# %% ../nbs/04a_journal.ipynb #dbcb5a1c
+@patch
+def _undo(self:Journal, b:dict)->list:
+    "Undo the batch `b`, and remove the folders it created; returns the moves."
+    moves = self._undo_moves(b)
+    self._run('undo', moves, of=b['id'], rmdirs=b['dirs'])
+    return moves
+
 # %% ../nbs/04a_journal.ipynb #f85b28a1
 @patch
 def undo(self:Journal)->list:
-    "Put back every file the last `apply` moved, and remove the folders it created: the tree is as it was."
+    "Put back every file the last batch (`apply` or `set_aside`) moved, and remove the folders it created."
     self._check_pending()
-    b = next((b for b in reversed(self.batches()) if b['kind'] == 'apply' and b['status'] == 'done'), None)
+    b = next((b for b in reversed(self.batches()) if b['kind'] != 'undo' and b['status'] == 'done'), None)
     if b is None: raise NothingToUndoError("Nothing to undo: no applied change is left.")
-    moves = [(d, s) for s, d in reversed(b['moves'])]
-    self._run('undo', moves, of=b['id'], rmdirs=b['dirs'])
+    moves = self._undo(b)
     print(f"Put back {_n_files(moves)}.")
+    return moves
+
+# %% ../nbs/04a_journal.ipynb #53803045
+@patch
+def set_aside(self:Journal,
+    files:list, # photos in the dataset, to move to the trash
+    reasons:list, # why, a sentence for each
+    kind:str='quarantine', # the batch's kind, as `batches` lists it
+    shrunk:dict|None=None, # `{photo: file_hash}` of the copies bearlab writes in place of moved photos
+)->list: # the moves, `(src, dst)` relative to the dataset
+    "Move `files` to the trash in one batch, with their reasons: `undo` puts them back."
+    self._check_pending()
+    moves, taken = [], set()
+    for f in files:
+        rel = self.rel(f)
+        dst = free_name(self.root/TRASH/rel, taken)
+        taken.add(dst)
+        moves.append((rel, dst.relative_to(self.root).as_posix()))
+    shrunk = {self.rel(f): h for f, h in (shrunk or {}).items()}
+    if moves: self._run(kind, moves, reasons=dict(zip([s for s,_ in moves], reasons)), shrunk=shrunk)
     return moves
 
 # %% ../nbs/04a_journal.ipynb #9fb66402

@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.meta import delegates
 from fastcore.basics import first
 from fastai.vision.learner import model_meta, default_split
-from .images import BearlabError
+from .errors import BearlabError
 
 # %% auto #0
 __all__ = ['LITE0_STATS', 'BEAR_CLASSES', 'lite0_weights_path', 'match_by_position', 'efficientnet_lite0', 'imagenet_classes',

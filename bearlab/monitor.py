@@ -12,19 +12,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from fastcore.basics import patch, store_attr
-from .images import BearlabError, NOT_A_BEAR
-from .inference import Classifier, Prediction, model_path
+from .errors import BearlabError
+from .inference import Classifier, Prediction, NOT_A_BEAR, model_path
 from .runtime import ModelLoadError, OnnxModel
 from .drift import drift_score
 
 # %% auto #0
-__all__ = ['LOG_FILE', 'ROLLOUT_ENV', 'RolloutError', 'model_version', 'model_name', 'photo_facts', 'PredictionLog',
+__all__ = ['LOG_FILE', 'ROLLOUT_ENV', 'model_version', 'model_name', 'photo_facts', 'PredictionLog', 'RolloutError',
            'check_labels', 'load_model', 'photo_share', 'Rollout', 'rollout_env', 'rollout_from_env']
-
-# %% ../nbs/06a_monitor.ipynb #9b45d382
-_log = logging.getLogger('bearlab.monitor')
-
-class RolloutError(BearlabError): "A shadow or canary model that can't run beside the main model."
 
 # %% ../nbs/06a_monitor.ipynb #a634214a
 def model_version(
@@ -60,6 +55,7 @@ def photo_facts(
     return {'photo': hashlib.sha256(data).hexdigest()[:16], 'bytes': len(data), 'format': fmt}
 
 # %% ../nbs/06a_monitor.ipynb #8740b590
+_log = logging.getLogger('bearlab.monitor') # what goes wrong with the log: said once, in the server's log
 LOG_FILE = 'predictions.sqlite' # the log's file, in the folder given
 _SCHEMA = '''
 CREATE TABLE IF NOT EXISTS answers(id INTEGER PRIMARY KEY, time REAL NOT NULL, source TEXT, role TEXT,
@@ -84,6 +80,107 @@ class PredictionLog:
         self._q, self._db, self._thread, self._purged, self._retry_at = queue.SimpleQueue(), None, None, 0., 0.
         self._start = threading.Lock()
     def __repr__(self): return f"PredictionLog({self.folder}: {self.written} rows written, {self.lost} lost)"
+
+# %% ../nbs/06a_monitor.ipynb #5a280fe1
+@patch
+def _open(self:PredictionLog)->sqlite3.Connection:
+    if self._db is None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute('PRAGMA journal_mode=WAL')
+            db.execute('PRAGMA synchronous=NORMAL')
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+    return self._db
+
+# %% ../nbs/06a_monitor.ipynb #8e24265c
+@patch
+def close(self:PredictionLog):
+    "Write what is queued, then stop the thread and close the database."
+    if self._thread is not None:
+        self._q.put(None)
+        self._thread.join(30)
+        self._thread = None
+    if self._db is not None: self._db.close()
+    self._db = None
+
+# %% ../nbs/06a_monitor.ipynb #5563669c
+@patch
+def _apply(self:PredictionLog, db:sqlite3.Connection, jobs:list)->list:
+    "Run `jobs` in the open transaction: what each one's future gets (a new row's id, else True)."
+    out, ids = [], {}
+    for kind, what, fut in jobs:
+        if kind == 'add':
+            cols = list(what)
+            ids[id(fut)] = db.execute(f"INSERT INTO answers({','.join(cols)}) VALUES ({','.join('?'*len(cols))})",
+                                      list(what.values())).lastrowid
+        elif kind == 'update':
+            row, cols = what
+            rid = ids.get(id(row)) or (row.result() if row.done() else None)
+            if rid is not None and cols:
+                sets = ','.join(k + '=?' for k in cols)
+                db.execute(f"UPDATE answers SET {sets} WHERE id=?", [*cols.values(), rid])
+        elif kind == 'model': db.execute('INSERT OR IGNORE INTO models VALUES (?,?,?,?,?,?)', what)
+        out.append(ids.get(id(fut), True))
+    return out
+
+# %% ../nbs/06a_monitor.ipynb #e60e30bf
+@patch
+def _purge(self:PredictionLog, db:sqlite3.Connection):
+    "Delete rows older than `retention_days`, at most once an hour."
+    if self.retention_days is None or time.time() - self._purged < 3600: return
+    self._purged = time.time()
+    db.execute('DELETE FROM answers WHERE time < ?', (self._purged - self.retention_days*86400,))
+
+# %% ../nbs/06a_monitor.ipynb #fa17438a
+@patch
+def _write(self:PredictionLog, jobs:list):
+    "Run `jobs` in one transaction, and settle their futures."
+    try:
+        if time.monotonic() < self._retry_at: raise OSError(self.problem)
+        db = self._open()
+        db.execute('BEGIN IMMEDIATE')
+        try: out = self._apply(db, jobs)
+        except BaseException:
+            db.execute('ROLLBACK')
+            raise
+        db.execute('COMMIT')
+    except (sqlite3.Error, OSError) as e: return self._failed(e, jobs)
+    if self.problem: _log.warning('The prediction log in %s is being written again.', self.folder)
+    self.problem = None
+    self.written += sum(kind == 'add' for kind, *_ in jobs)
+    for (_, _, fut), r in zip(jobs, out): fut.set_result(r)
+    self._purge(db)
+
+# %% ../nbs/06a_monitor.ipynb #8fe16042
+@patch
+def _failed(self:PredictionLog, e:Exception, jobs:list):
+    "Give up on `jobs`: say why once, and try again in 10 s."
+    if time.monotonic() >= self._retry_at:
+        if self.problem is None:
+            _log.warning("The prediction log in %s can't be written (%s): answers go on, unlogged; "
+                         "trying again every 10 s.", self.folder, e)
+            self.problem = f"the prediction log in {self.folder} can't be written: {e}"
+        if self._db is not None: self._db.close() # a fresh connection next time
+        self._db, self._retry_at = None, time.monotonic() + 10
+    self.lost += sum(kind == 'add' for kind, *_ in jobs)
+    for *_, fut in jobs: fut.set_result(None)
+
+# %% ../nbs/06a_monitor.ipynb #22c1cfbe
+@patch
+def _run(self:PredictionLog):
+    while True:
+        jobs = [self._q.get()]
+        while True:
+            try: jobs.append(self._q.get_nowait())
+            except queue.Empty: break
+        todo = [j for j in jobs if j is not None]
+        if todo: self._write(todo)
+        if len(todo) < len(jobs): return # `close` was called
 
 # %% ../nbs/06a_monitor.ipynb #01583611
 @patch
@@ -132,106 +229,8 @@ def flush(self:PredictionLog,
     try: return bool(self._put('flush').result(timeout))
     except TimeoutError: return False
 
-# %% ../nbs/06a_monitor.ipynb #5a280fe1
-@patch
-def _open(self:PredictionLog)->sqlite3.Connection:
-    if self._db is None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute('PRAGMA journal_mode=WAL')
-            db.execute('PRAGMA synchronous=NORMAL')
-            db.executescript(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
-        self._db = db
-    return self._db
-
-# %% ../nbs/06a_monitor.ipynb #5563669c
-@patch
-def _apply(self:PredictionLog, db:sqlite3.Connection, jobs:list)->list:
-    "Run `jobs` in the open transaction: what each one's future gets (a new row's id, else True)."
-    out, ids = [], {}
-    for kind, what, fut in jobs:
-        if kind == 'add':
-            cols = list(what)
-            ids[id(fut)] = db.execute(f"INSERT INTO answers({','.join(cols)}) VALUES ({','.join('?'*len(cols))})",
-                                      list(what.values())).lastrowid
-        elif kind == 'update':
-            row, cols = what
-            rid = ids.get(id(row)) or (row.result() if row.done() else None)
-            if rid is not None and cols:
-                sets = ','.join(k + '=?' for k in cols)
-                db.execute(f"UPDATE answers SET {sets} WHERE id=?", [*cols.values(), rid])
-        elif kind == 'model': db.execute('INSERT OR IGNORE INTO models VALUES (?,?,?,?,?,?)', what)
-        out.append(ids.get(id(fut), True))
-    return out
-
-# %% ../nbs/06a_monitor.ipynb #fa17438a
-@patch
-def _write(self:PredictionLog, jobs:list):
-    "Run `jobs` in one transaction, and settle their futures."
-    try:
-        if time.monotonic() < self._retry_at: raise OSError(self.problem)
-        db = self._open()
-        db.execute('BEGIN IMMEDIATE')
-        try: out = self._apply(db, jobs)
-        except BaseException:
-            db.execute('ROLLBACK')
-            raise
-        db.execute('COMMIT')
-    except (sqlite3.Error, OSError) as e: return self._failed(e, jobs)
-    if self.problem: _log.warning('The prediction log in %s is being written again.', self.folder)
-    self.problem = None
-    self.written += sum(kind == 'add' for kind, *_ in jobs)
-    for (_, _, fut), r in zip(jobs, out): fut.set_result(r)
-    self._purge(db)
-
-# %% ../nbs/06a_monitor.ipynb #8fe16042
-@patch
-def _failed(self:PredictionLog, e:Exception, jobs:list):
-    "Give up on `jobs`: say why once, and try again in 10 s."
-    if time.monotonic() >= self._retry_at:
-        if self.problem is None:
-            _log.warning("The prediction log in %s can't be written (%s): answers go on, unlogged; "
-                         "trying again every 10 s.", self.folder, e)
-            self.problem = f"the prediction log in {self.folder} can't be written: {e}"
-        if self._db is not None: self._db.close() # a fresh connection next time
-        self._db, self._retry_at = None, time.monotonic() + 10
-    self.lost += sum(kind == 'add' for kind, *_ in jobs)
-    for *_, fut in jobs: fut.set_result(None)
-
-# %% ../nbs/06a_monitor.ipynb #e60e30bf
-@patch
-def _purge(self:PredictionLog, db:sqlite3.Connection):
-    "Delete rows older than `retention_days`, at most once an hour."
-    if self.retention_days is None or time.time() - self._purged < 3600: return
-    self._purged = time.time()
-    db.execute('DELETE FROM answers WHERE time < ?', (self._purged - self.retention_days*86400,))
-
-# %% ../nbs/06a_monitor.ipynb #22c1cfbe
-@patch
-def _run(self:PredictionLog):
-    while True:
-        jobs = [self._q.get()]
-        while True:
-            try: jobs.append(self._q.get_nowait())
-            except queue.Empty: break
-        todo = [j for j in jobs if j is not None]
-        if todo: self._write(todo)
-        if len(todo) < len(jobs): return # `close` was called
-
-# %% ../nbs/06a_monitor.ipynb #8e24265c
-@patch
-def close(self:PredictionLog):
-    "Write what is queued, then stop the thread and close the database."
-    if self._thread is not None:
-        self._q.put(None)
-        self._thread.join(30)
-        self._thread = None
-    if self._db is not None: self._db.close()
-    self._db = None
+# %% ../nbs/06a_monitor.ipynb #9b45d382
+class RolloutError(BearlabError): "A shadow or canary model that can't run beside the main model."
 
 # %% ../nbs/06a_monitor.ipynb #02008c5d
 def check_labels(
@@ -347,6 +346,24 @@ def record(self:Rollout,
         'label': pred.label, 'prob': pred.prob, 'in_domain': pred.in_domain, 'far': far,
         'distance': pred.distance, 'probs': _probs(pred), 'ms': round(ms, 2), **facts})
 
+# %% ../nbs/06a_monitor.ipynb #c88ed91f
+@patch
+def _compare(self:Rollout, other:Classifier, src, pred:Prediction, row:Future|None, when:float):
+    "Have `other` answer `src`, count whether it agrees with `pred`, and log its answer in `row`."
+    try:
+        theirs = other.predict_arrays([src])[0] if isinstance(src, np.ndarray) else other.predict(src)
+        agree = _answer(theirs) == _answer(pred)
+        with self._count: self.compared, self.agreed = self.compared + 1, self.agreed + agree
+        self.recent.append((when, None, None, agree))
+        if self.log is not None and row is not None:
+            far = None if other.reference is None else other.reference.far(theirs)
+            self.log.update(row, shadow_version=model_version(other), shadow_label=theirs.label,
+                            shadow_prob=theirs.prob, shadow_in_domain=theirs.in_domain, shadow_far=far,
+                            shadow_probs=_probs(theirs))
+    except Exception as e: _log.warning('The second model could not answer a photo: %s: %s', type(e).__name__, e)
+    finally:
+        with self._count: self.pending -= 1
+
 # %% ../nbs/06a_monitor.ipynb #20e550bb
 @patch
 def compare_later(self:Rollout,
@@ -369,23 +386,14 @@ def compare_later(self:Rollout,
     self._bg.submit(self._compare, other, src, pred, row, self._last)
     return True
 
-# %% ../nbs/06a_monitor.ipynb #c88ed91f
+# %% ../nbs/06a_monitor.ipynb #89f70fee
 @patch
-def _compare(self:Rollout, other:Classifier, src, pred:Prediction, row:Future|None, when:float):
-    "Have `other` answer `src`, count whether it agrees with `pred`, and log its answer in `row`."
-    try:
-        theirs = other.predict_arrays([src])[0] if isinstance(src, np.ndarray) else other.predict(src)
-        agree = _answer(theirs) == _answer(pred)
-        with self._count: self.compared, self.agreed = self.compared + 1, self.agreed + agree
-        self.recent.append((when, None, None, agree))
-        if self.log is not None and row is not None:
-            far = None if other.reference is None else other.reference.far(theirs)
-            self.log.update(row, shadow_version=model_version(other), shadow_label=theirs.label,
-                            shadow_prob=theirs.prob, shadow_in_domain=theirs.in_domain, shadow_far=far,
-                            shadow_probs=_probs(theirs))
-    except Exception as e: _log.warning('The second model could not answer a photo: %s: %s', type(e).__name__, e)
-    finally:
-        with self._count: self.pending -= 1
+def wait(self:Rollout,
+    timeout:float=30, # seconds to wait at most, for each
+)->bool: # whether the log has written everything
+    "Wait until the second model has answered the photos it was given, and the log has written it all."
+    if self._bg is not None: self._bg.submit(lambda: None).result(timeout) # its thread takes jobs in order
+    return self.log.flush(timeout) if self.log is not None else True
 
 # %% ../nbs/06a_monitor.ipynb #204e4eb2
 @patch
@@ -395,15 +403,6 @@ def flag(self:Rollout,
 ):
     "Log that a person flagged the answer of `row` as wrong, saying it is `label`."
     if self.log is not None and row is not None: self.log.update(row, flagged=label)
-
-# %% ../nbs/06a_monitor.ipynb #89f70fee
-@patch
-def wait(self:Rollout,
-    timeout:float=30, # seconds to wait at most, for each
-)->bool: # whether the log has written everything
-    "Wait until the second model has answered the photos it was given, and the log has written it all."
-    if self._bg is not None: self._bg.submit(lambda: None).result(timeout) # its thread takes jobs in order
-    return self.log.flush(timeout) if self.log is not None else True
 
 # %% ../nbs/06a_monitor.ipynb #5f56a89b
 @patch

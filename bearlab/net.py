@@ -7,10 +7,13 @@ from __future__ import annotations
 import socket, time, urllib.error
 
 # %% auto #0
-__all__ = ['read_capped']
+__all__ = ['BROWSER_AGENT', 'failure_reason', 'read_capped']
 
 # %% ../nbs/03_net.ipynb #92876657
-def _reason(e:Exception, timeout:float|None=None)->str:
+def failure_reason(
+    e:Exception, # what `urlopen` (or a read) raised
+    timeout:float|None=None, # the timeout the request had, in seconds, to say how long it waited
+)->str: # e.g. 'HTTP 404 Not Found', 'connection refused: nothing is listening at that address'
     "A few words saying why a web request failed."
     if isinstance(e, urllib.error.HTTPError):
         if e.code in (301, 302, 303, 307, 308):
@@ -24,6 +27,10 @@ def _reason(e:Exception, timeout:float|None=None)->str:
     if isinstance(r, socket.gaierror): return 'unknown host name'
     if isinstance(e, ValueError): return f'not a web address ({e})'
     return f'{type(r).__name__}: {r}' if str(r) else type(r).__name__
+
+# %% ../nbs/03_net.ipynb #af7c8dac
+BROWSER_AGENT = ('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) '
+                 'Chrome/124.0 Safari/537.36') # a browser's User-Agent
 
 # %% ../nbs/03_net.ipynb #ca9cdf23
 def read_capped(

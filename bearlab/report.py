@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 from fastcore.basics import store_attr
-from .images import BearlabError, ImageError, NOT_A_BEAR, open_image, thumbnail
+from .errors import BearlabError
+from .images import ImageError, open_image, thumbnail
+from .inference import NOT_A_BEAR
 from .drift import DRIFT_THRESHOLD, MIN_PHOTOS, drift_score, is_drifting
 from .monitor import LOG_FILE
 

@@ -4,17 +4,18 @@
 
 # %% ../nbs/01b_runtime.ipynb #8b8e8fd9
 from __future__ import annotations
-import hashlib, os, re, threading, warnings
-from unittest import mock
+import hashlib, os, re, sys, threading, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import onnxruntime as ort
-from .images import BearlabError
+from .errors import BearlabError
+from .dataset import safe_write
 
 # %% auto #0
 __all__ = ['THREADS_ENV', 'OPSET', 'ModelLoadError', 'OnnxExportError', 'cache_root', 'threads', 'onnx_session', 'OnnxModel',
-           'model_hash', 'last_linear', 'with_features', 'export_onnx', 'check_export', 'onnx_model', 'TorchModel',
-           'runner']
+           'model_hash', 'last_linear', 'with_features', 'export_onnx', 'softmax', 'check_export', 'onnx_model',
+           'TorchModel', 'runner']
 
 # %% ../nbs/01b_runtime.ipynb #f88219b9
 class ModelLoadError(BearlabError): "A model file bearlab can't load."
@@ -139,6 +140,25 @@ def with_features(
             return y, (seen[-1] if seen else x.new_zeros(x.shape[0], self.last.in_features))
     return WithFeatures(model)
 
+# %% ../nbs/01b_runtime.ipynb #21977d93
+_EXPORTING = threading.Lock() # one export at a time: each one sends this process's stdout away while it runs
+
+@contextmanager
+def _native_stdout_silenced():
+    "Send what native code writes to stdout (file descriptor 1) to /dev/null, then restore it."
+    try: saved = os.dup(1)
+    except OSError: saved = None # no stdout at all: nothing to silence
+    if saved is None:
+        yield
+        return
+    if sys.stdout: sys.stdout.flush() # what Python wrote before goes where it was meant to
+    try:
+        with open(os.devnull, 'w') as null: os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
 # %% ../nbs/01b_runtime.ipynb #6bdf2800
 def export_onnx(
     model, # a torch module taking a batch of 3×H×W images
@@ -149,21 +169,21 @@ def export_onnx(
     import torch
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp') # one per thread
     names = ['logits', 'features'] if last_linear(model) is not None else ['logits']
-    # torch prints the whole graph when export fails
-    quiet = mock.patch.object(torch._C, '_jit_onnx_log', lambda *a: None)
-    with warnings.catch_warnings(), torch.no_grad(), quiet:
+    # the exporter's deprecation warnings are not the learner's to act on; its graph dump on failure neither
+    with safe_write(dest) as tmp, _EXPORTING, _native_stdout_silenced(), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
         torch.onnx.export(with_features(model.eval()) if len(names) == 2 else model.eval(), torch.zeros(1, 3, *size),
                           str(tmp), opset_version=OPSET, dynamo=False, input_names=['image'], output_names=names,
                           dynamic_axes={'image':{0:'batch'}, **{n:{0:'batch'} for n in names}})
-    os.replace(tmp, dest)
     return dest
 
 # %% ../nbs/01b_runtime.ipynb #95f56ae8
-def _softmax(x:np.ndarray)->np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
+def softmax(
+    logits:np.ndarray, # scores, classes along the last axis
+)->np.ndarray: # probabilities: each row sums to 1
+    "The probabilities `logits` stand for: exp, normalized over the last axis (shifted by the max: no overflow)."
+    e = np.exp(logits - logits.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
 
 # %% ../nbs/01b_runtime.ipynb #61412717
@@ -176,8 +196,8 @@ def check_export(
      "raise `OnnxExportError` if not.")
     import torch
     x = torch.rand(2, 3, *onnx.input_shape[2:], generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.inference_mode(): want = _softmax(model.eval()(x).float().numpy())
-    diff = float(np.abs(_softmax(onnx(x.numpy())) - want).max())
+    with torch.inference_mode(): want = softmax(model.eval()(x).float().numpy())
+    diff = float(np.abs(softmax(onnx(x.numpy())) - want).max())
     if not diff <= tol:
         raise OnnxExportError(f"its ONNX export's probabilities differ from torch's by {diff:.2g}")
     return diff

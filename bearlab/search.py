@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_search.ipynb #a94916cd
 from __future__ import annotations
-import json, os, re, socket, threading, time
+import json, logging, os, re, socket, threading, time
 import urllib.error, urllib.parse, urllib.request
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -12,12 +12,14 @@ from html import unescape
 from pathlib import Path
 from fastcore.all import *
 from . import __version__
-from .images import BearlabError
-from .net import _reason, read_capped
+from .errors import BearlabError
+from .net import BROWSER_AGENT, failure_reason, read_capped
+
+_log = logging.getLogger('bearlab.search') # what a search says it did instead: shown as a warning
 
 # %% auto #0
-__all__ = ['USER_AGENT', 'SearchError', 'ImageSearch', 'ImageURL', 'DuckDuckGo', 'ImageAPI', 'Openverse', 'WikimediaCommons',
-           'INaturalist', 'FallbackSearch', 'online', 'default_search', 'search_images', 'urls_from_file']
+__all__ = ['META_COLS', 'USER_AGENT', 'SearchError', 'ImageSearch', 'ImageURL', 'DuckDuckGo', 'ImageAPI', 'license_name',
+           'license_page', 'Openverse', 'WikimediaCommons', 'INaturalist', 'FallbackSearch', 'online', 'urls_from_file']
 
 # %% ../nbs/03b_search.ipynb #f8393821
 class SearchError(BearlabError): "An image search that failed, was refused, or gave nothing."
@@ -36,7 +38,8 @@ class ImageSearch:
     def __repr__(self): return self.name
 
 # %% ../nbs/03b_search.ipynb #96b7cc91
-_META_COLS = ['title', 'creator', 'license', 'license_url', 'source_page']
+# what an `ImageURL` knows of its photo: the manifest's credit columns
+META_COLS = ['title', 'creator', 'license', 'license_url', 'source_page']
 
 class ImageURL(str):
     "An image URL (a `str`) carrying what its search knew: title, creator, license, license URL, page."
@@ -49,13 +52,13 @@ class ImageURL(str):
         source_page:str='', # the page that publishes the photo, and says who made it
     ):
         self = super().__new__(cls, url)
-        for k,v in zip(_META_COLS, (title, creator, license, license_url, source_page)):
+        for k,v in zip(META_COLS, (title, creator, license, license_url, source_page)):
             setattr(self, k, ' '.join(str(v or '').split()))
         return self
     @property
     def meta(self)->dict:
         "What is known about the photo, by manifest column ('' where unknown)."
-        return {k: getattr(self, k) for k in _META_COLS}
+        return {k: getattr(self, k) for k in META_COLS}
     def __reduce__(self): return ImageURL, (str(self), *self.meta.values())
 
 # %% ../nbs/03b_search.ipynb #5b681b4d
@@ -65,9 +68,21 @@ def _failure(backend, reason:str, advice:str='')->SearchError:
     e.backend, e.reason = backend, reason
     return e
 
-# %% ../nbs/03b_search.ipynb #be62817a
-_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36'
+# %% ../nbs/03b_search.ipynb #bf0b8cf4
+_ADVICE = (". Try again later, search another way (`search_images(term, backend=[WikimediaCommons(), "
+           "Openverse()])`), or collect URLs by hand and use `urls_from_file`.")
 
+def _read_answer(
+    backend:ImageSearch, # the search that asked
+    r, # its answer, from `urllib.request.urlopen`
+)->bytes:
+    "The body of `r`, refused with a `SearchError` once it is larger than `backend.max_answer`."
+    def too_large(n): return _failure(backend, f"sent an answer of more than {backend.max_answer:,} bytes, "
+                                               "far more than any page of results", _ADVICE)
+    return read_capped(r, backend.max_answer, too_large)
+
+
+# %% ../nbs/03b_search.ipynb #be62817a
 class DuckDuckGo(ImageSearch):
     "DuckDuckGo's image search, as fastbook's `search_images_ddg` does it."
     def __init__(self,
@@ -82,7 +97,7 @@ class DuckDuckGo(ImageSearch):
 
     def _get(self, url, params=None, data=None, referer=None)->bytes:
         if params: url += '?' + urllib.parse.urlencode(params)
-        hdrs = {'User-Agent': _UA, **({'Referer': referer} if referer else {})}
+        hdrs = {'User-Agent': BROWSER_AGENT, **({'Referer': referer} if referer else {})}
         req = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode() if data else None,
                                      headers=hdrs)
         try:
@@ -94,7 +109,7 @@ class DuckDuckGo(ImageSearch):
         if isinstance(e, urllib.error.HTTPError) and e.code in (403, 418, 429):
             why = f"refused the search (HTTP {e.code})"
             todo = ": it blocks automated searches for a while after many of them. Wait a few minutes"
-        else: why, todo = f"couldn't be reached ({_reason(e)})", ". Check your internet connection"
+        else: why, todo = f"couldn't be reached ({failure_reason(e)})", ". Check your internet connection"
         return _failure(self, why, f"{todo}, or collect URLs by hand and use `urls_from_file`, "
                                    "or set BEARLAB_OFFLINE=1 to practise on the local image server.")
 
@@ -165,30 +180,16 @@ class ImageAPI(ImageSearch):
         raise NotImplementedError
 
 # %% ../nbs/03b_search.ipynb #74cdfba5
-_ADVICE = (". Try again later, search another way (`search_images(term, backend=[WikimediaCommons(), "
-           "Openverse()])`), or collect URLs by hand and use `urls_from_file`.")
-
 @patch
 def _failed(self:ImageAPI, e:Exception, attempt:int=0)->SearchError:
     "The `SearchError` for the request that failed with `e`, saying why in a few words."
-    r, wait = _reason(e, self.timeout), _retry_after(e, attempt)
+    r, wait = failure_reason(e, self.timeout), _retry_after(e, attempt)
     if wait is not None and wait > self.max_wait:
         why = f'asked to wait {wait:g} s ({r}), more than max_wait={self.max_wait:g} s'
     elif wait is not None: why = f'was still busy after {attempt} retries ({r})'
     elif isinstance(e, urllib.error.HTTPError): why = f'answered {r}'
     else: why = f'gave {r}' if r.startswith('no answer') else f"couldn't be reached ({r})"
     return _failure(self, why, _ADVICE)
-
-# %% ../nbs/03b_search.ipynb #bf0b8cf4
-def _read_answer(
-    backend:ImageSearch, # the search that asked
-    r, # its answer, from `urllib.request.urlopen`
-)->bytes:
-    "The body of `r`, refused with a `SearchError` once it is larger than `backend.max_answer`."
-    def too_large(n): return _failure(backend, f"sent an answer of more than {backend.max_answer:,} bytes, "
-                                               "far more than any page of results", _ADVICE)
-    return read_capped(r, backend.max_answer, too_large)
-
 
 # %% ../nbs/03b_search.ipynb #9692484f
 @patch
@@ -226,11 +227,14 @@ def search(self:ImageAPI,
             if len(found) >= max_images: break
     except SearchError as e:
         if not found: raise
-        print(f"{self.name} {e.reason} after {len(found)} images; keeping those.")
+        _log.warning(f"{self.name} {e.reason} after {len(found)} images; keeping those.")
     return L(list(found.values()))[:max_images]
 
 # %% ../nbs/03b_search.ipynb #97aa75d1
-def _license_name(code, version='')->str:
+def license_name(
+    code, # a license's code: Openverse's 'by-sa', iNaturalist's 'cc-by-sa', 'cc0', 'pdm'; None when unknown
+    version='', # its version, e.g. '4.0', where the search gives one
+)->str:
     "'CC BY-SA 4.0' from Openverse's ('by-sa', '4.0') or iNaturalist's 'cc-by-sa'; '' when there is none."
     c = str(code or '').strip().lower()
     if c.startswith('cc-'): c = c[3:]
@@ -239,7 +243,10 @@ def _license_name(code, version='')->str:
     return f'{name} {version or ""}'.strip() if name else ''
 
 # %% ../nbs/03b_search.ipynb #3555c29c
-def _license_url(code, version)->str:
+def license_page(
+    code, # a license's code, as `license_name` takes it
+    version, # its version, e.g. '2.0'
+)->str: # the address of its terms, on creativecommons.org
     "Creative Commons' page for a license code and version."
     c = str(code).lower().removeprefix('cc-')
     if c in ('cc0', 'zero'): return f'https://creativecommons.org/publicdomain/zero/{version}/'
@@ -261,7 +268,7 @@ class Openverse(ImageAPI):
     def _item(self, r:dict)->ImageURL|None:
         if not r.get('url'): return None
         return ImageURL(r['url'], r.get('title'), r.get('creator'),
-                        _license_name(r.get('license'), r.get('license_version')),
+                        license_name(r.get('license'), r.get('license_version')),
                         r.get('license_url'), r.get('foreign_landing_url'))
 
 # %% ../nbs/03b_search.ipynb #bf2f40de
@@ -318,7 +325,7 @@ class INaturalist(ImageAPI):
         user = o.get('user') or {}
         url = re.sub(r'/square(\.\w+)', rf'/{self.size}\1', p['url'])
         return ImageURL(url, (o.get('taxon') or {}).get('name'), user.get('name') or user.get('login'),
-                        _license_name(p.get('license_code')), '', o.get('uri'))
+                        license_name(p.get('license_code')), '', o.get('uri'))
 
 # %% ../nbs/03b_search.ipynb #9fe2f17f
 _BY_HAND = ("Collect image URLs by hand instead: save them in a text file, one a line "
@@ -351,7 +358,7 @@ class FallbackSearch(ImageSearch):
                 failed.append((b, f'found no images for {term!r}'))
                 continue
             if failed:
-                print('; '.join(f'{f.name} {why}' for f,why in failed) + f'; searched {b.name} instead.')
+                _log.warning('; '.join(f'{f.name} {why}' for f,why in failed) + f'; searched {b.name} instead.')
             return urls
         reasons = ''.join(f'  - {f.name}: {why}\n' for f,why in failed)
         raise SearchError(f"No image search worked for {term!r}:\n{reasons}{_BY_HAND}")
@@ -373,36 +380,6 @@ def online(
     t.start()
     t.join(timeout)
     return bool(ok)
-
-_backend = None
-
-# %% ../nbs/03b_search.ipynb #94656f57
-def default_search()->ImageSearch:
-    "Wikimedia Commons, Openverse, then DuckDuckGo if the web answers; else a practice `LocalImageSearch`."
-    global _backend
-    if _backend is None:
-        from bearlab.practice import LocalImageSearch # it is built on this module
-        web = FallbackSearch([WikimediaCommons(), Openverse(), DuckDuckGo()])
-        if online(urllib.parse.urlsplit(web.backends[0].url).hostname): _backend = web
-        else:
-            _backend = LocalImageSearch()
-            print(f"No network (or BEARLAB_OFFLINE=1): searching {_backend.name}, "
-                  "which serves generated practice photos.")
-    return _backend
-
-# %% ../nbs/03b_search.ipynb #b604f3e2
-def search_images(
-    term:str, # what to search for, e.g. 'grizzly bear'
-    max_images:int=30, # at most this many URLs (the 2022 course's default)
-    backend:ImageSearch|list|None=None, # where to search, or a list tried in turn; default `default_search()`
-)->L: # unique image URLs (`ImageURL`s where the search knows their license)
-    "Image URLs for `term`, from the first search that works: on the web, or the practice server."
-    if backend is None:
-        backend = default_search()  # not `ifnone`: that would start the default search every time
-    if isinstance(backend, (list, tuple, L)): backend = FallbackSearch(backend)
-    urls = backend.search(term, max_images)
-    if not urls: raise SearchError(f"{backend.name} found no images for {term!r}: try another wording.")
-    return urls
 
 # %% ../nbs/03b_search.ipynb #3289bee8
 def urls_from_file(

@@ -20,11 +20,11 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
-from .inference import Classifier, model_path
+from .inference import Classifier, MAX_UPLOAD_BYTES, model_path
 from .monitor import ROLLOUT_ENV, Rollout, photo_facts, rollout_env, rollout_from_env
 from .runtime import THREADS_ENV, threads
-from .images import (BearlabError, ImageError, EmptyImageError, NotAnImageError, TruncatedImageError,
-                            ImageTooLargeError, MAX_PIXELS, MAX_UPLOAD_BYTES, PHOTO_FORMATS, open_image)
+from .images import BearlabError, ImageError, EmptyImageError, NotAnImageError, TruncatedImageError
+from .images import ImageTooLargeError, PHOTO_FORMATS
 
 # %% auto #0
 __all__ = ['MAX_URL_LENGTH', 'MAX_FETCH_BYTES', 'IMAGE_STATUS', 'ENDPOINTS', 'ServeError', 'URLRefusedError', 'FetchError',
@@ -224,17 +224,6 @@ def _too_big(what:str, n:int|None, limit:int)->ServeError:
     return ServeError(f"{what} is {'over ' if n is None else ''}{_size(n or limit)}: "
                       f"the limit is {_size(limit)}. Send a smaller photo.", status=413)
 
-# %% ../nbs/06_serve.ipynb #a5875eb6
-from .net import read_capped
-
-@patch
-def _read(self:Fetcher, resp, deadline:float)->bytes:
-    "The body of `resp`, stopping at `max_bytes` and at `deadline`."
-    too_large = lambda n: _too_big('The photo at this URL', n, self.max_bytes)
-    too_slow = lambda: FetchError(f"The photo took more than {self.total_timeout:g} s to download.",
-                                  status=504)
-    return read_capped(resp, self.max_bytes, too_large, deadline, too_slow)
-
 # %% ../nbs/06_serve.ipynb #071912bc
 @patch
 def _connect(self:Fetcher, t:Target, deadline:float):
@@ -252,6 +241,17 @@ def _connect(self:Fetcher, t:Target, deadline:float):
     except BaseException:
         conn.close()
         raise
+
+# %% ../nbs/06_serve.ipynb #a5875eb6
+from .net import read_capped
+
+@patch
+def _read(self:Fetcher, resp, deadline:float)->bytes:
+    "The body of `resp`, stopping at `max_bytes` and at `deadline`."
+    too_large = lambda n: _too_big('The photo at this URL', n, self.max_bytes)
+    too_slow = lambda: FetchError(f"The photo took more than {self.total_timeout:g} s to download.",
+                                  status=504)
+    return read_capped(resp, self.max_bytes, too_large, deadline, too_slow)
 
 # %% ../nbs/06_serve.ipynb #6d2c0a7f
 @patch
@@ -336,7 +336,7 @@ class ClassifyAPI:
     def __init__(self, classifier:Classifier, # loaded once, shared by every request
                  fetcher:Fetcher|None=None, # downloads photos for `/classify-url` (default: `Fetcher()`)
                  max_upload:int=MAX_UPLOAD_BYTES, # refuse request bodies larger than this, in bytes
-                 max_pixels:int=MAX_PIXELS, # refuse photos with more pixels than this
+                 max_pixels:int|None=None, # refuse photos with more pixels than this; None: the classifier's `max_pixels`
                  max_waiting:int=32, # answer 503 when this many requests already wait for the model
                  max_batch:int=8, # photos the model reads in one forward pass, when that many are waiting
                  body_timeout:float=30., # seconds a client has to send its upload
@@ -386,6 +386,15 @@ async def _written(row, log):
     try: await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(row)), log.wait)
     except asyncio.TimeoutError: pass # the row is written later (or counted as lost): the answer goes now
 
+# %% ../nbs/06_serve.ipynb #412028f7
+@patch
+def _open(self:ClassifyAPI, data:bytes)->tuple:
+    "The photo's facts for the log, the model that answers it (by its hash), and its input for that model."
+    facts = photo_facts(data)
+    clf, role = self.rollout.choose(facts['photo'])
+    # one band: requests already fill the decode threads
+    return facts, clf, role, clf.prepare(data, bands=1, max_pixels=self.max_pixels)[1]
+
 # %% ../nbs/06_serve.ipynb #54db77d2
 @patch
 async def predict(self:ClassifyAPI,
@@ -411,16 +420,6 @@ async def predict(self:ClassifyAPI,
         else: later.append(compare)
         return pred.to_dict()
     finally: self.waiting -= 1
-
-# %% ../nbs/06_serve.ipynb #412028f7
-@patch
-def _open(self:ClassifyAPI, data:bytes)->tuple:
-    "The photo's facts for the log, the model that answers it (by its hash), and its input for that model."
-    facts = photo_facts(data)
-    clf, role = self.rollout.choose(facts['photo'])
-    # decoded, resized and normalized here, in one band: requests already fill the decode threads
-    img = open_image(data, draft=clf.pre.draft, max_pixels=self.max_pixels)
-    return facts, clf, role, clf.pre.array(img, bands=1)
 
 # %% ../nbs/06_serve.ipynb #8d4b340d
 @patch

@@ -13,8 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 import ipywidgets as widgets
 from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
-from .images import BearlabError
-from .animation import FitAnimation, _palette_png
+from .errors import BearlabError
+from .animation import FitAnimation, palette_png
 
 # %% auto #0
 __all__ = ['linear_data', 'mse_loss', 'least_squares', 'loss_surface', 'plot_loss_surface', 'steps_per_epoch', 'batch_indices',
@@ -527,7 +527,7 @@ def _png(fig, scale:int=2)->bytes:
     fig.set_dpi(fig.dpi*scale)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
-    return _palette_png(canvas.buffer_rgba())
+    return palette_png(canvas.buffer_rgba())
 
 # %% ../nbs/05_sgd.ipynb #c27fd5b0
 def _advice(traj, x, y)->str:

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 import bearlab
 from .inference import Classifier
-from .cli import app_notebook, voila_command
+from .voila_app import app_notebook, voila_command
 from .web import WebExportError, earlier_export, web_config, web_model, write_export
 
 # %% auto #0

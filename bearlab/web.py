@@ -10,13 +10,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import numpy as np
 import bearlab
-from .images import BearlabError, MAX_UPLOAD_BYTES, NOT_A_BEAR
-from .inference import Classifier, model_path
+from .errors import BearlabError
+from .inference import Classifier, MAX_UPLOAD_BYTES, NOT_A_BEAR, model_path
 from . import runtime as rt
 
 # %% auto #0
 __all__ = ['PAGE', 'ORT_WEB', 'BROWSER_FORMATS', 'MARK', 'page_files', 'WebExportError', 'web_model', 'web_config',
-           'quantize_int8', 'earlier_export', 'write_export', 'export_web', 'preview_server', 'preview']
+           'quantize_int8', 'earlier_export', 'write_export', 'export_web', 'preview_server']
 
 # %% ../nbs/09_web.ipynb #b691e780
 PAGE = Path(bearlab.__file__).parent/'webpage' # the page's files: HTML, JavaScript, CSS, icons, and ONNX Runtime Web in ort/
@@ -245,18 +245,3 @@ def preview_server(
     try: return ThreadingHTTPServer((host, port), functools.partial(handler, directory=str(out)))
     except OSError as e:
         raise WebExportError(f"Can't listen on {host}:{port} ({e.strerror}): choose another --port.") from None
-
-# %% ../nbs/09_web.ipynb #bb896980
-def preview(
-    out:Path|str, # a folder `export-web` wrote
-    port:int=8000, # the port to listen on
-    host:str='127.0.0.1', # the address to listen on
-    isolate:bool=False, # send COOP/COEP headers, so that the model may use several threads
-):
-    "Serve the site in `out` until Ctrl-C, printing its address."
-    srv = preview_server(out, port, host, isolate)
-    print(f"bearlab preview: http://{host}:{srv.server_address[1]}/  (serving {Path(out)}; Ctrl-C stops it)",
-          flush=True)
-    try: srv.serve_forever()
-    except KeyboardInterrupt: pass
-    finally: srv.server_close()

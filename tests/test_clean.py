@@ -488,3 +488,29 @@ def test_relative_dataset_path(tmp_path, monkeypatch):
     assert [m[0] for m in cl.apply()] == [victim.relative_to('bears').as_posix()]
     assert not victim.exists() and (root/TRASH).exists()
     cl.undo(); assert tree(root) == before
+
+def test_feedback_keeps_a_class_name_with_a_space(tmp_path):
+    "A photo flagged in the app as 'polar bear' goes into the dataset's `polar bear/`, not a new `polar-bear/`."
+    import io, json
+    from bearlab.app import keep_flagged
+    from bearlab.images import NOT_A_BEAR
+    from bearlab.inference import Prediction
+    from bearlab.issues import take_feedback
+    def jpeg(colour):
+        b = io.BytesIO(); Image.new('RGB', (32, 32), colour).save(b, 'JPEG'); return b.getvalue()
+    bears = tmp_path/'bears'
+    for c, colour in [('polar bear', (250, 250, 250)), ('grizzly', (120, 80, 40))]:
+        (bears/c).mkdir(parents=True); (bears/c/'0.jpg').write_bytes(jpeg(colour))
+    fb, pred = tmp_path/'feedback', Prediction('grizzly', {'grizzly': .8, 'polar bear': .2})
+    kept = keep_flagged(fb, jpeg((240, 240, 235)), 'polar bear', pred)
+    keep_flagged(fb, jpeg((9, 9, 9)), NOT_A_BEAR, pred)
+    assert kept.parent.name == 'polar bear'
+    # a flag an older app kept as `polar-bear/`, with what the person said in feedback.jsonl
+    (fb/'polar-bear').mkdir(); (fb/'polar-bear'/'old.jpg').write_bytes(jpeg((230, 235, 240)))
+    with open(fb/'feedback.jsonl', 'a') as f: f.write(json.dumps({'file': 'polar-bear/old.jpg', 'person': 'polar bear'}) + '\n')
+    made = take_feedback(fb, bears)
+    assert sorted(p.relative_to(bears).as_posix() for p in made) == [f'polar bear/{kept.name}', 'polar bear/old.jpg']
+    assert sorted(p.name for p in bears.iterdir()) == ['grizzly', 'polar bear'] # no new class folder
+    assert [p.read_bytes() for p in made if p.name == kept.name] == [kept.read_bytes()]
+    assert take_feedback(fb, bears) == [] # once each
+    with pytest.raises(UnsafeLabelError, match="can't be used as a label"): keep_flagged(fb, jpeg((1, 2, 3)), '../x', pred)

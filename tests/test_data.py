@@ -12,6 +12,7 @@ from bearlab.search import *
 from bearlab.practice import *
 from bearlab.download import *
 from bearlab.data import *
+from bearlab.journal import JOURNAL, TRASH
 from fastcore.foundation import L
 
 @pytest.fixture(scope='module')
@@ -134,8 +135,8 @@ def test_verify_moves_never_deletes(tmp_path):
     (ds/'black'/'empty.png').write_bytes(b'')
     moved = quarantine_images(ds, progress=False)
     assert sorted(Path(f).name for f in moved.file) == ['cut.jpg', 'empty.png', 'page.jpg']
-    assert all(Path(m).exists() and QUARANTINE in str(m) for m in moved.moved_to)
-    assert len(image_files(ds)) == 9 and (ds/QUARANTINE/'journal.csv').exists()
+    assert all(Path(m).exists() and TRASH in str(m) for m in moved.moved_to)
+    assert len(image_files(ds)) == 9 and (ds/JOURNAL).exists()
     assert len(unquarantine(ds)) == 3 and len(image_files(ds)) == 12
 
 @settings(max_examples=25, deadline=None)
@@ -176,20 +177,20 @@ def test_dataloaders_and_learner(tmp_path):
 
 def test_a_move_that_fails_half_way_is_journaled(tmp_path, monkeypatch):
     "When moving the second bad file fails, the first is already in the journal, and unquarantine puts it back."
-    import bearlab.download as dl
+    import bearlab.journal as jn
     ds = practice_dataset(tmp_path/'ds', n=2, size=48)
     (ds/'black'/'a.jpg').write_text('<html>one</html>')
     (ds/'grizzly'/'b.jpg').write_text('<html>two</html>')
-    real, calls = dl._move_aside, []
-    def flaky(f, root, q):
-        calls.append(f)
-        if len(calls) == 2: raise PermissionError(13, 'Permission denied', str(f))
-        return real(f, root, q)
-    monkeypatch.setattr(dl, '_move_aside', flaky)
+    real, calls = jn._rename, []
+    def flaky(s, d):
+        calls.append(Path(s))
+        if len(calls) == 2: raise PermissionError(13, 'Permission denied', str(s))
+        return real(s, d)
+    monkeypatch.setattr(jn, '_rename', flaky)
     with pytest.raises(PermissionError): quarantine_images(ds, progress=False)
-    monkeypatch.setattr(dl, '_move_aside', real)
+    monkeypatch.setattr(jn, '_rename', real)
     moved = calls[0]
-    assert not moved.exists() and moved.name in (ds/QUARANTINE/'journal.csv').read_text()
+    assert not moved.exists() and moved.name in (ds/JOURNAL).read_text()
     assert [p.name for p in unquarantine(ds)] == [moved.name] and moved.exists()
 
 def test_unquarantine_undoes_newest_first_and_reads_old_journals(tmp_path, capsys):
@@ -204,7 +205,7 @@ def test_unquarantine_undoes_newest_first_and_reads_old_journals(tmp_path, capsy
     g.write_bytes(b'my own edit')  # changed since it was shrunk: unquarantine must not write over it
     back = unquarantine(ds/'black')
     assert f.read_bytes() == before[f] and g.read_bytes() == b'my own edit'
-    assert {x.name for x in back} >= {'000.jpg', '001 (1).jpg'} and (ds/'black'/'001 (1).jpg').exists()
+    assert {x.name for x in back} >= {'000.jpg', '001-1.jpg'} and (ds/'black'/'001-1.jpg').exists()
 
 def test_download_args_takes_any_collection(tmp_path):
     import pandas as pd, numpy as np
@@ -226,10 +227,10 @@ def test_probe_two_classes_and_a_class_never_seen():
     with pytest.raises(DatasetError, match='all of one class'): _probe(X, np.zeros(40, int), 3)
 
 def test_image_files_knows_fastais_extensions():
-    "bearlab.files lists the extensions fastai's `image_extensions` does, without importing fastai."
-    from bearlab.files import _IMAGE_EXTENSIONS
+    "bearlab.dataset lists the extensions fastai's `image_extensions` does, without importing fastai."
+    from bearlab.dataset import IMAGE_EXTENSIONS
     from fastai.data.transforms import image_extensions
-    assert _IMAGE_EXTENSIONS == image_extensions
+    assert IMAGE_EXTENSIONS == image_extensions
 
 # Issue 25: small datasets, what `diagnose` says about them, and the dataset checked in words before training
 
@@ -373,3 +374,17 @@ def test_fit_check_changes_nothing_else(tmp_path):
     assert type(pickle.loads(pickle.dumps(a.fit_check))) is Callback
     a.export(tmp_path/'export.pkl')
     assert b'FitCheck' not in (tmp_path/'export.pkl').read_bytes()
+
+def test_dataset_refusals_and_safe_write(tmp_path):
+    "bearlab.dataset: one clear message for each way a dataset folder is wrong; a failed write leaves nothing behind."
+    from bearlab.dataset import class_folders, class_photos, check_label, safe_write, UnsafeLabelError
+    (tmp_path/'file.jpg').write_bytes(b'x'); (tmp_path/'ds'/'empty class').mkdir(parents=True)
+    for call, words in [(lambda: class_folders(tmp_path/'file.jpg'), 'There is no folder at'),
+                        (lambda: class_folders(tmp_path/'ds'/'empty class'), 'no class folders'),
+                        (lambda: class_photos(tmp_path/'ds'/'empty class'), "'empty class' has no photos"),
+                        (lambda: check_label('a/b'), "can't be used as a label")]:
+        with pytest.raises(DatasetError, match=words): call()
+    assert issubclass(UnsafeLabelError, DatasetError) and check_label('polar bear') == 'polar bear'
+    with pytest.raises(KeyboardInterrupt):
+        with safe_write(tmp_path/'ds'/'x.npz') as t: t.write_bytes(b'half'); raise KeyboardInterrupt
+    assert sorted(p.name for p in (tmp_path/'ds').iterdir()) == ['empty class']

@@ -137,7 +137,7 @@ def test_bundle_keeps_domain_top_and_reads_old_bundles(bundle, tmp_path):
     assert Classifier.load(old).domain_top == 5  # bundles from before it was saved
     logits = np.zeros(1000, np.float32)
     logits[[106, 295]] = 5, 4  # a wombat first, an American black bear second
-    assert Classifier.load(old)._read(logits).in_domain and not Classifier.load(tmp_path/'strict')._read(logits).in_domain
+    assert Classifier.load(old)._prediction(logits).in_domain and not Classifier.load(tmp_path/'strict')._prediction(logits).in_domain
     meta['domain_top'] = 0
     (old/'bundle.json').write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match=r'bundle\.json is not valid: domain_top .* a whole number from 1, not 0'):

@@ -174,7 +174,7 @@ def phone(tmp_path_factory, request):
 
 def test_phone_photos_as_the_app(public, phone):
     "The API answers the app's photos as the app does, and refuses the same sizes with the same limit."
-    from bearlab.images import MAX_UPLOAD_BYTES
+    from bearlab.inference import MAX_UPLOAD_BYTES
     assert 'HEIC' in public.get('/').text and f'up to {MAX_UPLOAD_BYTES/1e6:.1f} MB' in public.get('/').text
     got = {}
     for name in ['chelsea.jpg', 'grizzly-15mb.jpg', 'IMG_0001.HEIC', 'noise-60mb.jpg', 'grizzly.png']:

@@ -22,8 +22,8 @@ async function withFlags(mode, fn) {
   return r && 'result' in r ? r.result : undefined;
 }
 
-/** bearlab.images.label_folder: the folder that keeps the photos labelled `label`. */
-export const labelFolder = (label) => label.replaceAll(' ', '-').replaceAll('/', '-').replace(/^\.+/, '') || 'unlabelled';
+/** bearlab.dataset.class_folder: a class's folder is named by its label, exactly (spaces and all). */
+export const labelFolder = (label) => label;
 
 const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
 
