@@ -413,7 +413,7 @@ def _recipe_choice(
                               "which the pretrained body was made for.")
     probe, bar, n = sep['probe'], sep['guess']['bar'], _fewest(learn)
     says = f"a linear probe on the pretrained features gets {probe:.0%} of training photos it wasn't fitted to right"
-    if probe <= bar:
+    if max(probe, sep.get('imagenet', 0)) <= bar:  # as `diagnose` judges it
         return Recipe('head', f"Trained the head only: {says}, no better than guessing, so there is nothing for the "
                               "body to learn either: check that each folder holds its class.")
     if probe >= enough:
