@@ -385,6 +385,8 @@ class Recipe(str):
         self.choice = choice
         return self
     def __repr__(self): return str(self)
+    # kept on the learner: `learn.export` pickles it as a plain str, so the export loads where bearlab isn't installed
+    def __reduce__(self): return (str, (str(self),))
 
 # %% ../nbs/03e_data.ipynb #e9c9b507
 class KeepBodyStats(Callback):
