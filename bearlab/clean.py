@@ -23,8 +23,8 @@ __all__ = ['IssueQueue', 'ImageCleaner', 'learner_items', 'ImageClassifierCleane
            'check_inside', 'Journal', 'free_name', 'QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of',
            'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues', 'default_cache_dir', 'scan_images',
            'out_of_fold_probs', 'per_class_thresholds', 'confident_joint', 'calibrate_joint', 'find_label_issues',
-           'outlier_scores', 'is_outlier', 'group_numbers', 'label_issues_from', 'label_issues', 'learner_label_issues',
-           'current_labels', 'refit', 'take_feedback']
+           'outlier_scores', 'is_outlier', 'group_numbers', 'Scoring', 'label_issues_from', 'label_issues',
+           'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
 
 # %% ../nbs/04c_clean.ipynb #6084bd0a
 _all_ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'EmptyDatasetError', 'UnsafeLabelError',
@@ -32,7 +32,7 @@ _all_ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'EmptyDatasetError', 'Unsa
           'free_name', 'QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of', 'Lite0Embedder',
           'PixelEmbedder', 'image_stats', 'quality_issues', 'default_cache_dir', 'scan_images',
           'out_of_fold_probs', 'per_class_thresholds', 'confident_joint', 'calibrate_joint',
-          'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'label_issues_from',
+          'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'Scoring', 'label_issues_from',
           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
 
 # %% ../nbs/04c_clean.ipynb #1616d1ae
@@ -45,16 +45,14 @@ def _class_root(
 # %% ../nbs/04c_clean.ipynb #3869bc12
 class IssueQueue:
     "The photos to review, worst first, and what scored them: it scores itself again as you decide."
+    @delegates(Scoring)
     def __init__(self,
         df:pd.DataFrame, # one row per photo, from `label_issues` or `label_issues_from`
         root=None, # the dataset folder; default the folder that holds the class folders
-        embedder=None, # what `df` was embedded with (default `Lite0Embedder()`)
-        cache_dir=None, # its embeddings cache (default `default_cache_dir()`)
-        folds:int=5, # cross-validation folds, to score again
-        seed:int=42, # seed of the folds
-        rank_by:str='self_confidence', # or 'normalized_margin'
+        scoring:Scoring|None=None, # what scored `df`, to score again (default `Scoring()`)
+        **kwargs, # `Scoring`'s settings, by name, over `scoring`'s
     ):
-        store_attr('embedder,cache_dir,folds,seed,rank_by')
+        self.scoring = Scoring.of(scoring, **kwargs)
         self.df = df.reset_index(drop=True)
         self.root = Path(root or _class_root(df.path)).resolve()
         scored = {c for p in df.get('probs', ()) if isinstance(p, dict) for c in p} # the scorer's classes
@@ -64,21 +62,19 @@ class IssueQueue:
 
 # %% ../nbs/04c_clean.ipynb #89dc0823
 @patch(cls_method=True)
-@delegates(IssueQueue, but=['df', 'root'])
+@delegates(Scoring)
 def from_items(cls:IssueQueue,
     items:list, # photo paths
     labels:list, # their labels
     root=None, # the dataset folder; default the folder that holds the class folders
     splitter=None, # has `.is_valid(path)`; default `StableSplitter()`
-    duplicates:bool=True, # look for exact and near duplicates
     progress:bool=True, # show progress bars
-    **kwargs,
+    scoring:Scoring|None=None, # how to score (default `Scoring()`); or give its settings as keywords
+    **kwargs, # `Scoring`'s settings, by name, over `scoring`'s
 )->IssueQueue:
     "Score `items` out of fold (see `label_issues_from`) and make their queue."
-    root = Path(root or _class_root(items))
-    df = label_issues_from(items, labels, root, splitter=splitter, duplicates=duplicates, progress=progress,
-                           **kwargs)
-    return cls(df, root, **kwargs)
+    root, scoring = Path(root or _class_root(items)), Scoring.of(scoring, **kwargs)
+    return cls(label_issues_from(items, labels, root, scoring, splitter, progress), root, scoring)
 
 # %% ../nbs/04c_clean.ipynb #e5acea25
 def _in_trash(path)->bool:
@@ -92,8 +88,7 @@ def rescore(self:IssueQueue,
 )->IssueQueue: # itself
     "Score the queue again with `decisions` taken as true; photos in the trash are set aside."
     trashed = self.df.path.map(_in_trash)
-    new = refit(self.df[~trashed], decisions, self.root, self.embedder, self.cache_dir,
-                self.folds, self.seed, self.rank_by)
+    new = refit(self.df[~trashed], decisions, self.root, self.scoring)
     if trashed.any(): self.aside = pd.concat([self.aside, self.df[trashed]], ignore_index=True)
     self.df = new
     return self
@@ -297,7 +292,7 @@ def apply(self:ImageCleaner,
 # %% ../nbs/04c_clean.ipynb #1984a7fb
 @patch
 def undo(self:ImageCleaner)->list:
-    "Put back the files the last apply moved (see `Journal.undo`)."
+    "Put back the files the journal's last batch moved, an apply or photos set aside (see `Journal.undo`)."
     moves = self.journal.undo()
     self.queue.follow(moves)
     self.message = f"Put back {_files(len(moves))}."
@@ -309,7 +304,7 @@ def undo(self:ImageCleaner)->list:
 def recover(self:ImageCleaner,
     how:str='rollback', # 'rollback' or 'complete'
 ):
-    "Complete or roll back an interrupted apply or undo (see `Journal.recover`)."
+    "Complete or roll back an interrupted batch of moves: an apply, an undo, photos set aside (see `Journal.recover`)."
     b = self.journal.recover(how)
     # rolled back: the files are where the queue says
     if b and how == 'complete': self.queue.follow(b['moves'])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, shutil, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-from fastcore.basics import store_attr
+from fastcore.basics import basic_repr, patch, store_attr
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .images import ImageError, open_image
@@ -19,8 +19,9 @@ from .journal import CleanError, check_inside, free_name
 # %% auto #0
 __all__ = ['QUALITY', 'TooFewClassesError', 'split_of', 'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues',
            'default_cache_dir', 'scan_images', 'out_of_fold_probs', 'per_class_thresholds', 'confident_joint',
-           'calibrate_joint', 'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'label_issues_from',
-           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback', 'dataset_items']
+           'calibrate_joint', 'find_label_issues', 'outlier_scores', 'is_outlier', 'Scoring', 'group_numbers',
+           'label_issues_from', 'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback',
+           'dataset_items']
 
 # %% ../nbs/04b_issues.ipynb #8f766bee
 class TooFewClassesError(CleanError): "Finding label errors needs two classes or more, of two photos or more."
@@ -281,6 +282,31 @@ def is_outlier(
     q1, q3 = np.percentile(s, [25, 75])
     return s > q3 + factor*(q3 - q1)
 
+# %% ../nbs/04b_issues.ipynb #e256e467
+class Scoring:
+    "How a queue's photos are scored: one object for `label_issues`, `refit` and `IssueQueue`."
+    def __init__(self,
+        embedder=None, # RGB images to an array, a row each; has `.name` and `.draft`; default `Lite0Embedder()`
+        cache_dir=None, # embeddings cache, default `default_cache_dir()`
+        folds:int=5, # cross-validation folds
+        seed:int=42, # seed of the folds
+        rank_by:str='self_confidence', # or 'normalized_margin'
+        duplicates:bool=True, # look for exact and near duplicates (a re-score keeps the ones found)
+    ): store_attr()
+    __repr__ = basic_repr('embedder,cache_dir,folds,seed,rank_by,duplicates')
+
+# %% ../nbs/04b_issues.ipynb #ce897b38
+@patch(cls_method=True)
+def of(cls:Scoring,
+    scoring:Scoring|None=None, # the settings to start from; default `Scoring()`
+    **kwargs, # settings to change, by name
+)->Scoring: # a new `Scoring`
+    "`scoring` with `kwargs` over its settings: how each function that scores reads its settings."
+    now = vars(scoring or cls())
+    bad = sorted(set(kwargs) - set(now))
+    if bad: raise CleanError(f"Unknown scoring setting {', '.join(bad)}: use {', '.join(now)}.")
+    return cls(**{**now, **kwargs})
+
 # %% ../nbs/04b_issues.ipynb #4d5c1382
 def _label_table(labels, P, classes, mask, rank_by='self_confidence')->pd.DataFrame:
     "The label columns of the queue, from out-of-fold probabilities."
@@ -356,14 +382,13 @@ def _reasons(r, s, dups:list)->tuple:
     return ','.join(dict.fromkeys(ks)), '; '.join(ws)
 
 # %% ../nbs/04b_issues.ipynb #ffca1b37
-def _queue(files, labels, sc, X, *, split:list, dups:dict, groups:list, folds:int, seed:int,
-           rank_by:str)->pd.DataFrame:
+def _queue(files, labels, sc, X, *, split:list, dups:dict, groups:list, scoring:Scoring)->pd.DataFrame:
     "The queue: label scores, outliers, quality and duplicates of every photo, most suspicious first."
     ok = sc.error.isna().to_numpy()
     okl = [l for l, o in zip(labels, ok) if o]
-    P, classes = out_of_fold_probs(X[ok], okl, folds, seed, groups=[g for g, o in zip(groups, ok) if o])
+    P, classes = out_of_fold_probs(X[ok], okl, scoring.folds, scoring.seed, groups=[g for g, o in zip(groups, ok) if o])
     mask, n_est = find_label_issues(P, np.unique(okl, return_inverse=True)[1])
-    lt = _label_table(okl, P, classes, mask, rank_by).drop(columns='label').set_index(np.flatnonzero(ok))
+    lt = _label_table(okl, P, classes, mask, scoring.rank_by).drop(columns='label').set_index(np.flatnonzero(ok))
     df = pd.DataFrame(dict(path=[Path(f) for f in files], label=labels)).join(lt)
     df['label_issue'], df['score'] = df.label_issue.eq(True), df.score.fillna(0.)
     df['outlier'] = False
@@ -379,49 +404,45 @@ def _queue(files, labels, sc, X, *, split:list, dups:dict, groups:list, folds:in
     return df
 
 # %% ../nbs/04b_issues.ipynb #c420c680
+@delegates(Scoring)
 def label_issues_from(
     items:list, # photo paths
     labels:list, # their labels
     root=None, # the dataset folder, for the train/valid split (default: their common folder)
-    folds:int=5, # cross-validation folds
-    seed:int=42, # seed of the folds
-    embedder=None, # default `Lite0Embedder()`
+    scoring:Scoring|None=None, # how to score (default `Scoring()`); or give its settings as keywords
     splitter=None, # has `.is_valid(path)`; default `StableSplitter()`
-    cache_dir=None, # embeddings cache, default `default_cache_dir()`
-    rank_by:str='self_confidence', # or 'normalized_margin'
-    duplicates:bool=True, # look for exact and near duplicates
     progress:bool=True, # show progress bars
+    **kwargs, # `Scoring`'s settings, by name, over `scoring`'s
 )->pd.DataFrame: # one row per photo, most suspicious first
     "Every photo of `items`, scored out-of-fold for a wrong label, with any other problem; worst first."
+    scoring = Scoring.of(scoring, **kwargs)
     items = [Path(f) for f in items]
     labels = [str(l) for l in labels]
     if not items: raise EmptyDatasetError("There are no photos to check.")
     if len(items) != len(labels):
         raise CleanError(f"{len(items)} photos but {len(labels)} labels: give one label per photo.")
     root = Path(root) if root else Path(os.path.commonpath([f.parent for f in items]))
-    sc, X = scan_images(items, embedder, cache_dir, progress=progress)
+    sc, X = scan_images(items, scoring.embedder, scoring.cache_dir, progress=progress)
     if sc.error.notna().all():
         raise EmptyDatasetError(f"None of the {len(items)} files could be read as a photo, e.g. {items[0]}: "
                                 f"{sc.error[0]}")
-    dups, pairs = _duplicate_reasons(items, labels, splitter, progress) if duplicates else ({}, [])
+    dups, pairs = _duplicate_reasons(items, labels, splitter, progress) if scoring.duplicates else ({}, [])
     by_hash = {h: i for i, h in enumerate(sc.hash)} # exact copies are one group even without `duplicates`
     groups = group_numbers(len(items), pairs + [(i, by_hash[h]) for i, h in enumerate(sc.hash)])
     return _queue(items, labels, sc, X, split=split_of(items, root, splitter), dups=dups, groups=groups,
-                  folds=folds, seed=seed, rank_by=rank_by)
+                  scoring=scoring)
 
 # %% ../nbs/04b_issues.ipynb #4b8eb153
 @delegates(label_issues_from, but=['items', 'labels', 'root'])
 def label_issues(
     path, # a folder with one folder of photos per class, or a trained fastai `Learner`
-    folds:int=5, # cross-validation folds
-    seed:int=42, # seed of the folds
-    **kwargs,
+    **kwargs, # `label_issues_from`'s: `scoring`, or its settings by name, `splitter`, `progress`
 )->pd.DataFrame: # one row per photo: path, label, pred, p_label, p_pred, score, is_issue, reason, ...
     "A dataset's photos that are probably mislabelled, duplicated, unreadable, outlying or poor; worst first."
     if hasattr(path, 'dls') and hasattr(path, 'get_preds'):
-        return learner_label_issues(path, rank_by=kwargs.get('rank_by', 'self_confidence'))
+        return learner_label_issues(path, rank_by=kwargs.get('rank_by', (kwargs.get('scoring') or Scoring()).rank_by))
     files, labels = dataset_items(path)
-    return label_issues_from(files, labels, root=path, folds=folds, seed=seed, **kwargs)
+    return label_issues_from(files, labels, root=path, **kwargs)
 
 # %% ../nbs/04b_issues.ipynb #517f2ed9
 def learner_label_issues(
@@ -478,22 +499,18 @@ def refit(
     df:pd.DataFrame, # a queue from `label_issues`
     decisions:dict, # `Journal.decisions()`
     root, # the dataset folder (the journal's)
-    embedder=None, # the embedder `df` was made with (default `Lite0Embedder()`)
-    cache_dir=None, # its embeddings cache
-    folds:int=5, # cross-validation folds
-    seed:int=42, # seed of the folds
-    rank_by:str='self_confidence', # or 'normalized_margin'
+    scoring:Scoring|None=None, # the `Scoring` `df` was made with (default `Scoring()`)
 )->pd.DataFrame: # the queue re-scored with the labels as decided; deleted photos left out
     "Re-score a queue with the decisions made so far, from the cached embeddings."
     if 'in_sample' in df or 'group' not in df: # scored by a Learner: there are no embeddings to refit
         raise CleanError("Only a queue made by `label_issues(path)` can be refitted; "
                          "call `label_issues` again.")
+    scoring = scoring or Scoring()
     keep, labels = current_labels(df, decisions, Path(root).resolve())
     sub = df.loc[keep].reset_index(drop=True)
-    sc, X = scan_images(list(sub.path), embedder, cache_dir, progress=False)
+    sc, X = scan_images(list(sub.path), scoring.embedder, scoring.cache_dir, progress=False)
     return _queue(list(sub.path), labels, sc, X, split=list(sub.split),
-                  dups=dict(enumerate(sub.duplicates)), groups=list(sub.group), folds=folds, seed=seed,
-                  rank_by=rank_by)
+                  dups=dict(enumerate(sub.duplicates)), groups=list(sub.group), scoring=scoring)
 
 # %% ../nbs/04b_issues.ipynb #09a83e3f
 def _said(
