@@ -4,16 +4,16 @@
 
 # %% ../nbs/06a_monitor.ipynb #bf4951ab
 from __future__ import annotations
-import copy, hashlib, io, json, logging, os, queue, sqlite3, threading, time
+import copy, hashlib, json, logging, os, queue, sqlite3, threading, time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
-from PIL import Image
 from fastcore.basics import patch, store_attr
 from .errors import BearlabError
-from .inference import Classifier, Prediction, NOT_A_BEAR, model_path
+from .dataset import photo_format, photo_name
+from .inference import Classifier, Prediction, model_path
 from .runtime import ModelLoadError, OnnxModel
 from .drift import drift_score
 
@@ -49,10 +49,8 @@ def model_name(
 def photo_facts(
     data:bytes, # the photo as it was sent
 )->dict: # {'photo': hash, 'bytes': size, 'format': e.g. 'JPEG'}
-    "What the log keeps about a photo instead of the photo."
-    try: fmt = Image.open(io.BytesIO(data)).format or ''
-    except Exception: fmt = '' # not a photo: the answer says so; the log keeps the hash and size
-    return {'photo': hashlib.sha256(data).hexdigest()[:16], 'bytes': len(data), 'format': fmt}
+    "What the log keeps about a photo instead of the photo: the stem of its `photo_name`, its size and its format."
+    return {'photo': Path(photo_name(data)).stem, 'bytes': len(data), 'format': photo_format(data) or ''}
 
 # %% ../nbs/06a_monitor.ipynb #8740b590
 _log = logging.getLogger('bearlab.monitor') # what goes wrong with the log: said once, in the server's log
@@ -321,9 +319,6 @@ def choose(self:Rollout,
     if self.canary is not None and photo_share(digest) < self.canary_share: return self.canary, 'canary'
     return self.main, 'main'
 
-# %% ../nbs/06a_monitor.ipynb #9f09aa6c
-def _answer(pred:Prediction)->str: return pred.label if pred.in_domain else NOT_A_BEAR
-
 # %% ../nbs/06a_monitor.ipynb #bec562f7
 def _probs(pred:Prediction)->str: return json.dumps([[k, round(v, 5)] for k, v in pred.probs.items()])
 
@@ -352,7 +347,7 @@ def _compare(self:Rollout, other:Classifier, src, pred:Prediction, row:Future|No
     "Have `other` answer `src`, count whether it agrees with `pred`, and log its answer in `row`."
     try:
         theirs = other.predict_arrays([src])[0] if isinstance(src, np.ndarray) else other.predict(src)
-        agree = _answer(theirs) == _answer(pred)
+        agree = theirs.answer == pred.answer
         with self._count: self.compared, self.agreed = self.compared + 1, self.agreed + agree
         self.recent.append((when, None, None, agree))
         if self.log is not None and row is not None:
