@@ -319,8 +319,23 @@ def choose(self:Rollout,
     if self.canary is not None and photo_share(digest) < self.canary_share: return self.canary, 'canary'
     return self.main, 'main'
 
-# %% ../nbs/06a_monitor.ipynb #bec562f7
-def _probs(pred:Prediction)->str: return json.dumps([[k, round(v, 5)] for k, v in pred.probs.items()])
+# %% ../nbs/06a_monitor.ipynb #dc74d1f7
+def _far(clf:Classifier, pred:Prediction)->bool|None:
+    "Whether `clf`'s drift reference finds the photo of `pred` far from the training photos; None without one."
+    return None if clf.reference is None else clf.reference.far(pred)
+
+# %% ../nbs/06a_monitor.ipynb #0a94974a
+def _columns(
+    clf:Classifier, # the model that answered
+    pred:Prediction, # its answer
+    far:bool|None, # `_far(clf, pred)`
+    prefix:str='', # '' for the answer, 'shadow_' for the second model's beside it
+)->dict: # column → value
+    "The log's columns for `clf`'s answer `pred`."
+    probs = json.dumps([[k, round(v, 5)] for k, v in pred.probs.items()])
+    cols = dict(version=model_version(clf), label=pred.label, prob=pred.prob, in_domain=pred.in_domain, far=far,
+                probs=probs)
+    return {prefix + k: v for k, v in cols.items()}
 
 # %% ../nbs/06a_monitor.ipynb #114cd9e7
 @patch
@@ -333,13 +348,12 @@ def record(self:Rollout,
 )->Future|None: # the row's id once written; None without a log
     "Log an answer, and remember for `/health` whether its photo was far from the training photos."
     now = self._last = self.clock()
-    far = None if clf.reference is None else clf.reference.far(pred)
+    far = _far(clf, pred)
     if role == 'main' or self.canary is None:
         self.recent.append((now, far, getattr(clf.reference, 'expected', None), None))
     if self.log is None: return None
-    return self.log.add({'time': now, 'source': self.source, 'role': role, 'version': model_version(clf),
-        'label': pred.label, 'prob': pred.prob, 'in_domain': pred.in_domain, 'far': far,
-        'distance': pred.distance, 'probs': _probs(pred), 'ms': round(ms, 2), **facts})
+    return self.log.add({'time': now, 'source': self.source, 'role': role, **_columns(clf, pred, far),
+                         'distance': pred.distance, 'ms': round(ms, 2), **facts})
 
 # %% ../nbs/06a_monitor.ipynb #c88ed91f
 @patch
@@ -351,10 +365,7 @@ def _compare(self:Rollout, other:Classifier, src, pred:Prediction, row:Future|No
         with self._count: self.compared, self.agreed = self.compared + 1, self.agreed + agree
         self.recent.append((when, None, None, agree))
         if self.log is not None and row is not None:
-            far = None if other.reference is None else other.reference.far(theirs)
-            self.log.update(row, shadow_version=model_version(other), shadow_label=theirs.label,
-                            shadow_prob=theirs.prob, shadow_in_domain=theirs.in_domain, shadow_far=far,
-                            shadow_probs=_probs(theirs))
+            self.log.update(row, **_columns(other, theirs, _far(other, theirs), 'shadow_'))
     except Exception as e: _log.warning('The second model could not answer a photo: %s: %s', type(e).__name__, e)
     finally:
         with self._count: self.pending -= 1
