@@ -4,16 +4,16 @@
 
 # %% ../nbs/06a_monitor.ipynb #bf4951ab
 from __future__ import annotations
-import copy, hashlib, io, json, logging, os, queue, sqlite3, threading, time
+import copy, hashlib, json, logging, os, queue, sqlite3, threading, time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
-from PIL import Image
 from fastcore.basics import patch, store_attr
 from .errors import BearlabError
-from .inference import Classifier, Prediction, NOT_A_BEAR, model_path
+from .dataset import photo_format, photo_name
+from .inference import Classifier, Prediction, model_path
 from .runtime import ModelLoadError, OnnxModel
 from .drift import drift_score
 
@@ -49,10 +49,8 @@ def model_name(
 def photo_facts(
     data:bytes, # the photo as it was sent
 )->dict: # {'photo': hash, 'bytes': size, 'format': e.g. 'JPEG'}
-    "What the log keeps about a photo instead of the photo."
-    try: fmt = Image.open(io.BytesIO(data)).format or ''
-    except Exception: fmt = '' # not a photo: the answer says so; the log keeps the hash and size
-    return {'photo': hashlib.sha256(data).hexdigest()[:16], 'bytes': len(data), 'format': fmt}
+    "What the log keeps about a photo instead of the photo: the stem of its `photo_name`, its size and its format."
+    return {'photo': Path(photo_name(data)).stem, 'bytes': len(data), 'format': photo_format(data) or ''}
 
 # %% ../nbs/06a_monitor.ipynb #8740b590
 _log = logging.getLogger('bearlab.monitor') # what goes wrong with the log: said once, in the server's log
@@ -321,11 +319,23 @@ def choose(self:Rollout,
     if self.canary is not None and photo_share(digest) < self.canary_share: return self.canary, 'canary'
     return self.main, 'main'
 
-# %% ../nbs/06a_monitor.ipynb #9f09aa6c
-def _answer(pred:Prediction)->str: return pred.label if pred.in_domain else NOT_A_BEAR
+# %% ../nbs/06a_monitor.ipynb #dc74d1f7
+def _far(clf:Classifier, pred:Prediction)->bool|None:
+    "Whether `clf`'s drift reference finds the photo of `pred` far from the training photos; None without one."
+    return None if clf.reference is None else clf.reference.far(pred)
 
-# %% ../nbs/06a_monitor.ipynb #bec562f7
-def _probs(pred:Prediction)->str: return json.dumps([[k, round(v, 5)] for k, v in pred.probs.items()])
+# %% ../nbs/06a_monitor.ipynb #0a94974a
+def _columns(
+    clf:Classifier, # the model that answered
+    pred:Prediction, # its answer
+    far:bool|None, # `_far(clf, pred)`
+    prefix:str='', # '' for the answer, 'shadow_' for the second model's beside it
+)->dict: # column → value
+    "The log's columns for `clf`'s answer `pred`."
+    probs = json.dumps([[k, round(v, 5)] for k, v in pred.probs.items()])
+    cols = dict(version=model_version(clf), label=pred.label, prob=pred.prob, in_domain=pred.in_domain, far=far,
+                probs=probs)
+    return {prefix + k: v for k, v in cols.items()}
 
 # %% ../nbs/06a_monitor.ipynb #114cd9e7
 @patch
@@ -338,13 +348,12 @@ def record(self:Rollout,
 )->Future|None: # the row's id once written; None without a log
     "Log an answer, and remember for `/health` whether its photo was far from the training photos."
     now = self._last = self.clock()
-    far = None if clf.reference is None else clf.reference.far(pred)
+    far = _far(clf, pred)
     if role == 'main' or self.canary is None:
         self.recent.append((now, far, getattr(clf.reference, 'expected', None), None))
     if self.log is None: return None
-    return self.log.add({'time': now, 'source': self.source, 'role': role, 'version': model_version(clf),
-        'label': pred.label, 'prob': pred.prob, 'in_domain': pred.in_domain, 'far': far,
-        'distance': pred.distance, 'probs': _probs(pred), 'ms': round(ms, 2), **facts})
+    return self.log.add({'time': now, 'source': self.source, 'role': role, **_columns(clf, pred, far),
+                         'distance': pred.distance, 'ms': round(ms, 2), **facts})
 
 # %% ../nbs/06a_monitor.ipynb #c88ed91f
 @patch
@@ -352,14 +361,11 @@ def _compare(self:Rollout, other:Classifier, src, pred:Prediction, row:Future|No
     "Have `other` answer `src`, count whether it agrees with `pred`, and log its answer in `row`."
     try:
         theirs = other.predict_arrays([src])[0] if isinstance(src, np.ndarray) else other.predict(src)
-        agree = _answer(theirs) == _answer(pred)
+        agree = theirs.answer == pred.answer
         with self._count: self.compared, self.agreed = self.compared + 1, self.agreed + agree
         self.recent.append((when, None, None, agree))
         if self.log is not None and row is not None:
-            far = None if other.reference is None else other.reference.far(theirs)
-            self.log.update(row, shadow_version=model_version(other), shadow_label=theirs.label,
-                            shadow_prob=theirs.prob, shadow_in_domain=theirs.in_domain, shadow_far=far,
-                            shadow_probs=_probs(theirs))
+            self.log.update(row, **_columns(other, theirs, _far(other, theirs), 'shadow_'))
     except Exception as e: _log.warning('The second model could not answer a photo: %s: %s', type(e).__name__, e)
     finally:
         with self._count: self.pending -= 1

@@ -11,7 +11,7 @@ import yaml
 from execnb.nbio import read_nb
 from fastcore.basics import str2bool
 from nbdev.config import get_config
-from bearlab.images import BearlabError
+from bearlab.errors import BearlabError
 from itertools import groupby
 from nbdev.process import Processor
 from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs
@@ -769,7 +769,7 @@ def site_css()->str:
 def public_api(
     lib:str='bearlab', # the package
 )->dict: # 'module.name' → object
-    "The functions and classes in the `__all__` of each of `lib`'s modules that the module defines."
+    "The functions and classes in the `__all__` of each of `lib`'s modules that the module defines, by their own names."
     import importlib, pkgutil
     pkg, res = importlib.import_module(lib), {}
     for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
@@ -779,7 +779,8 @@ def public_api(
             mod = importlib.import_module(f'{lib}.{m.name}')
         for n in getattr(mod, '__all__', []):
             o = getattr(mod, n, None)
-            if (inspect.isfunction(o) or inspect.isclass(o)) and getattr(o, '__module__', None) == mod.__name__:
+            if (inspect.isfunction(o) or inspect.isclass(o)) and getattr(o, '__module__', None) == mod.__name__ \
+                    and o.__name__ == n: # an alias (`EmptyDatasetError = DatasetError`) is documented as what it names
                 res[f'{mod.__name__}.{n}'] = o
     return res
 
