@@ -355,7 +355,7 @@ def _verify_folder(folder:Path, files:list, problems:list, delete:bool, max_size
 # %% ../nbs/03d_download.ipynb #da18f219
 def verify_images(
     fns, # image files, e.g. `get_image_files(path)` (fastai 2); or a folder (fastai 1)
-    delete:bool=False, # with a folder: move the unreadable files to the quarantine (fastai 1 deleted them)
+    delete:bool=False, # with a folder: move the unreadable files to the dataset's trash (fastai 1 deleted them)
     max_workers:int=4, # files checked at the same time
     max_size:int|None=None, # with a folder: shrink photos whose longest side is larger, keeping the originals
     recurse:bool=False, # with a folder: check its sub-folders too

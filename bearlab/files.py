@@ -10,7 +10,8 @@ import numpy as np, pandas as pd
 from PIL import Image
 from fastcore.all import *
 from fastprogress.fastprogress import progress_bar
-from .images import BearlabError, ImageError, open_image
+from .errors import BearlabError
+from .images import ImageError, open_image
 from .dataset import image_files
 
 # %% auto #0

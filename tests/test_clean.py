@@ -493,7 +493,7 @@ def test_feedback_keeps_a_class_name_with_a_space(tmp_path):
     "A photo flagged in the app as 'polar bear' goes into the dataset's `polar bear/`, not a new `polar-bear/`."
     import io, json
     from bearlab.app import keep_flagged
-    from bearlab.images import NOT_A_BEAR
+    from bearlab.inference import NOT_A_BEAR
     from bearlab.inference import Prediction
     from bearlab.issues import take_feedback
     def jpeg(colour):
