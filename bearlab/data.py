@@ -428,11 +428,20 @@ def _recipe_choice(
     return Recipe('head and body', f"{says}, and your smallest class has {n} photos")
 
 # %% ../nbs/03e_data.ipynb #803a4fcb
-def _valid_error(learn:Learner)->float|None:
-    "The learner's error rate on its validation set, or None without one."
+def _valid_hits(learn:Learner)->np.ndarray|None:
+    "Which validation photos the learner gets right, or None without a validation set."
     if not len(learn.dls.valid_ds): return None
     preds, targs = learn.get_preds(ds_idx=1)
-    return float((preds.argmax(1) != targs).float().mean())
+    return (preds.argmax(1) == targs).numpy()
+
+# %% ../nbs/03e_data.ipynb #5f97e989
+def _clearly_better(
+    before:np.ndarray, # which validation photos the first model got right
+    after:np.ndarray, # which the second got right
+)->bool: # the second gets more right, by more than chance would (McNemar's test, about 95%)
+    "Whether `after` is clearly better than `before` on the same photos."
+    gained, lost = int((after & ~before).sum()), int((before & ~after).sum())
+    return gained - lost > 2*math.sqrt(gained + lost)
 
 # %% ../nbs/03e_data.ipynb #0fd49a7e
 @patch
@@ -442,21 +451,22 @@ def _fit_body(
     epochs:int, # epochs of the whole network
     lr:slice, # its learning rates, first layers to last
 )->Recipe: # what was kept, and why
-    "Train the body too, and keep it only if the validation error falls."
-    before, kept = _valid_error(self), {k: v.clone() for k, v in self.model.state_dict().items()}
+    "Train the body too, and keep it only if it is clearly better on the validation set."
+    before, kept = _valid_hits(self), {k: v.clone() for k, v in self.model.state_dict().items()}
     if before is None:
         return Recipe('head', f"Trained the head only: {why}, but with no validation set nothing could tell "
                               "whether training the body helps.")
     self.unfreeze()
     self.fit_one_cycle(epochs, lr, cbs=KeepBodyStats())
-    after = _valid_error(self)
-    if after < before:
-        return Recipe('head and body', f"Trained the head, then the body: {why}, and training the body lowered the "
-                                       f"validation error from {before:.1%} to {after:.1%}.")
+    after = _valid_hits(self)
+    change = (f"the validation error from {1 - before.mean():.1%} to {1 - after.mean():.1%} "
+              f"({int((after & ~before).sum())} photos newly right, {int((before & ~after).sum())} newly wrong)")
+    if _clearly_better(before, after):
+        return Recipe('head and body', f"Trained the head, then the body: {why}, and training the body took {change}.")
     self.model.load_state_dict(kept)
     self.freeze()
-    return Recipe('head', f"Trained the head only: {why}; training the body didn't lower the validation error "
-                          f"({before:.1%}, then {after:.1%}), so the head-only model was kept.")
+    return Recipe('head', f"Trained the head only: {why}; training the body took {change}, no more than chance "
+                          "would, so the head-only model was kept.")
 
 # %% ../nbs/03e_data.ipynb #19c074b2
 @patch

@@ -12,7 +12,7 @@ is scored on the other, then (with --folds 2, the default) the other way round, 
   efficientnet_lite0, metrics=error_rate), fine_tune(2) in the book, fine_tune(4) here (--epochs).
 - bearlab: the bears tutorial's recipe: bear_learner(bear_dataloaders(path)).fit_recipe(): the head, started from
   ImageNet's classifier (or a linear probe), trained for one epoch on the frozen body; then the body too where the probe
-  says the pretrained features fall short and there are 200 photos a class, kept if it lowers the validation error.
+  says the pretrained features fall short and there are 200 photos a class, kept if clearly better on the validation set.
   Its sentence (which it chose, and why) is printed for each fold.
 - builtin: `Classifier.default()`, ImageNet's bear classes read by Lite0, no training (only when the classes are the lesson's).
 --per-class trains each recipe on the first N photos of each class of the training half (in the order of their content
