@@ -20,17 +20,17 @@ from .issues import *
 # %% auto #0
 __all__ = ['IssueQueue', 'ImageCleaner', 'learner_items', 'ImageClassifierCleaner', 'TRASH', 'JOURNAL', 'ACTIONS', 'CleanError',
            'EmptyDatasetError', 'UnsafeLabelError', 'ApplyInterruptedError', 'NothingToUndoError', 'check_label',
-           'check_inside', 'Journal', 'free_name', 'QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of',
-           'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues', 'default_cache_dir', 'scan_images',
-           'out_of_fold_probs', 'per_class_thresholds', 'confident_joint', 'calibrate_joint', 'find_label_issues',
-           'outlier_scores', 'is_outlier', 'group_numbers', 'Scoring', 'label_issues_from', 'label_issues',
-           'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
+           'check_inside', 'Journal', 'free_name', 'n_files', 'QUALITY', 'TooFewClassesError', 'dataset_items',
+           'split_of', 'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues', 'default_cache_dir',
+           'scan_images', 'out_of_fold_probs', 'per_class_thresholds', 'confident_joint', 'calibrate_joint',
+           'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'Scoring', 'label_issues_from',
+           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
 
 # %% ../nbs/04c_clean.ipynb #6084bd0a
 _all_ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'EmptyDatasetError', 'UnsafeLabelError',
           'ApplyInterruptedError', 'NothingToUndoError', 'check_label', 'check_inside', 'Journal',
-          'free_name', 'QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of', 'Lite0Embedder',
-          'PixelEmbedder', 'image_stats', 'quality_issues', 'default_cache_dir', 'scan_images',
+          'free_name', 'n_files', 'QUALITY', 'TooFewClassesError', 'dataset_items', 'split_of',
+          'Lite0Embedder', 'PixelEmbedder', 'image_stats', 'quality_issues', 'default_cache_dir', 'scan_images',
           'out_of_fold_probs', 'per_class_thresholds', 'confident_joint', 'calibrate_joint',
           'find_label_issues', 'outlier_scores', 'is_outlier', 'group_numbers', 'Scoring', 'label_issues_from',
           'label_issues', 'learner_label_issues', 'current_labels', 'refit', 'take_feedback']
@@ -271,11 +271,6 @@ def keep_rest(self:ImageCleaner):
         if self.decision(r) is None: self.choose(r.path, 'keep')
     self._render()
 
-# %% ../nbs/04c_clean.ipynb #a77a41f3
-def _files(n:int)->str:
-    "'1 file', '2 files'..."
-    return f"{n} file{'' if n == 1 else 's'}"
-
 # %% ../nbs/04c_clean.ipynb #9d34f9b7
 @patch
 def apply(self:ImageCleaner,
@@ -285,7 +280,7 @@ def apply(self:ImageCleaner,
     moves = self.journal.apply(dry_run)
     if not dry_run:
         self.queue.follow(moves)
-        self.message = f"Moved {_files(len(moves))}. Undo puts them back." if moves else "Nothing to apply."
+        self.message = f"Moved {n_files(len(moves))}. Undo puts them back." if moves else "Nothing to apply."
     self._render()
     return moves
 
@@ -295,7 +290,7 @@ def undo(self:ImageCleaner)->list:
     "Put back the files the journal's last batch moved, an apply or photos set aside (see `Journal.undo`)."
     moves = self.journal.undo()
     self.queue.follow(moves)
-    self.message = f"Put back {_files(len(moves))}."
+    self.message = f"Put back {n_files(len(moves))}."
     self._render()
     return moves
 

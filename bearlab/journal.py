@@ -14,7 +14,7 @@ from .files import file_hash
 
 # %% auto #0
 __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'ApplyInterruptedError', 'NothingToUndoError', 'check_inside', 'Journal',
-           'free_name', 'EmptyDatasetError', 'UnsafeLabelError', 'check_label']
+           'free_name', 'n_files', 'EmptyDatasetError', 'UnsafeLabelError', 'check_label']
 
 # %% ../nbs/04a_journal.ipynb #adbfdab7
 class CleanError(DatasetError): "A dataset or a cleaning decision bearlab can't work with."
@@ -229,9 +229,9 @@ def _check_pending(self:Journal):
                                     "put every file back, then carry on.")
 
 # %% ../nbs/04a_journal.ipynb #da92ea0d
-def _n_files(moves:list)->str:
-    "'1 file', '2 files'...: how many files `moves` moves, in words."
-    return f"{len(moves)} file{'s' if len(moves) != 1 else ''}"
+def n_files(n:int)->str:
+    "'1 file', '2 files'...: `n` files, in words, for the journal's and the cleaner's messages."
+    return f"{n} file{'' if n == 1 else 's'}"
 
 # %% ../nbs/04a_journal.ipynb #722622fe
 @patch
@@ -242,11 +242,11 @@ def apply(self:Journal,
     self._check_pending()
     moves = self.plan()
     if dry_run or not moves:
-        print(f"Would move {_n_files(moves)}:" if moves else 'Nothing to apply: no decision moves a file.')
+        print(f"Would move {n_files(len(moves))}:" if moves else 'Nothing to apply: no decision moves a file.')
         for s, d in moves: print(f'  {s} → {d}')
         return moves
     self._run('apply', moves)
-    print(f"Moved {_n_files(moves)} ({sum(d.startswith(TRASH) for _,d in moves)} to {TRASH}). "
+    print(f"Moved {n_files(len(moves))} ({sum(d.startswith(TRASH) for _,d in moves)} to {TRASH}). "
           "`undo()` puts them back.")
     return moves
 
@@ -284,7 +284,7 @@ def undo(self:Journal)->list:
     b = next((b for b in reversed(self.batches()) if b['kind'] != 'undo' and b['status'] == 'done'), None)
     if b is None: raise NothingToUndoError("Nothing to undo: no applied change is left.")
     moves = self._undo(b)
-    print(f"Put back {_n_files(moves)}.")
+    print(f"Put back {n_files(len(moves))}.")
     return moves
 
 # %% ../nbs/04a_journal.ipynb #53803045
@@ -333,7 +333,7 @@ def recover(self:Journal,
         _rmdirs([self.root/d for d in b['dirs']])
         self.append(t='rolled back', id=b['id'])
     print(f"{'Completed' if how == 'complete' else 'Rolled back'} the interrupted {b['kind']} of "
-          f"{_n_files(moves)}.")
+          f"{n_files(len(moves))}.")
     return b
 
 # %% ../nbs/04a_journal.ipynb #c06e51e2
