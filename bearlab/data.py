@@ -20,7 +20,7 @@ from .dataset import IMAGE_EXTENSIONS, check_label, class_folders
 
 # %% auto #0
 __all__ = ['practice_dataset', 'OpenPhoto', 'PhotoBlock', 'class_counts', 'DatasetWarning', 'check_dataset', 'bear_dataloaders',
-           'FitCheck', 'imagenet_head', 'init_head', 'bear_learner', 'Recipe', 'KeepBodyStats', 'Diagnosis', 'diagnose']
+           'FitCheck', 'imagenet_head', 'init_head', 'KeepBodyStats', 'bear_learner', 'Recipe', 'Diagnosis', 'diagnose']
 
 # %% ../nbs/03e_data.ipynb #ebe1e010
 def practice_dataset(
@@ -352,6 +352,16 @@ def init_head(
         lin.bias.copy_(inet[1])
     return res
 
+# %% ../nbs/03e_data.ipynb #e9c9b507
+class KeepBodyStats(Callback):
+    "Keeps every BatchNorm layer of the body (`model[0]`) in eval mode while training, frozen or not."
+    order = TrainEvalCallback.order + 1  # after fastai has put the whole model in training mode
+    def before_train(self):
+        for m in self.learn.model[0].modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+    # `learn.export` pickles it as fastai's plain Callback, so the export loads where bearlab isn't installed
+    def __reduce__(self): return (Callback, ())
+
 # %% ../nbs/03e_data.ipynb #c09aa9db
 @delegates(vision_learner)
 def bear_learner(
@@ -368,9 +378,9 @@ def bear_learner(
     linear = head == 'linear' and callable(arch)
     custom = _models.LinearHead(_models.body_features(arch), dls.c) if linear else None
     cbs = L(kwargs.pop('cbs', None)) + ([] if FitCheck in defaults.callbacks else [FitCheck()])
-    # the frozen body's BatchNorm keeps ImageNet's statistics, which the head was started on
+    # the body's BatchNorm keeps ImageNet's statistics, frozen or not: the head was started on features made with them
     kwargs.setdefault('train_bn', False)
-    cbs += [] if kwargs['train_bn'] else [BnFreeze()]
+    cbs += [] if kwargs['train_bn'] else [KeepBodyStats()]
     learn = vision_learner(dls, arch, metrics=metrics, loss_func=loss, custom_head=custom, cbs=cbs, **kwargs)
     if custom is not None:
         res = init_head(learn, head_init)
@@ -387,14 +397,6 @@ class Recipe(str):
     def __repr__(self): return str(self)
     # kept on the learner: `learn.export` pickles it as a plain str, so the export loads where bearlab isn't installed
     def __reduce__(self): return (str, (str(self),))
-
-# %% ../nbs/03e_data.ipynb #e9c9b507
-class KeepBodyStats(Callback):
-    "Keeps every BatchNorm layer of the body (`model[0]`) in eval mode while training, frozen or not."
-    order = TrainEvalCallback.order + 1  # after fastai has put the whole model in training mode
-    def before_train(self):
-        for m in self.learn.model[0].modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
 
 # %% ../nbs/03e_data.ipynb #64060f50
 def _fewest(learn:Learner)->int:
@@ -457,7 +459,7 @@ def _fit_body(
         return Recipe('head', f"Trained the head only: {why}, but with no validation set nothing could tell "
                               "whether training the body helps.")
     self.unfreeze()
-    self.fit_one_cycle(epochs, lr, cbs=KeepBodyStats())
+    self.fit_one_cycle(epochs, lr)  # the learner's `KeepBodyStats` holds the body's statistics
     after = _valid_hits(self)
     change = (f"the validation error from {1 - before.mean():.1%} to {1 - after.mean():.1%} "
               f"({int((after & ~before).sum())} photos newly right, {int((before & ~after).sum())} newly wrong)")
