@@ -229,7 +229,9 @@ def _check_pending(self:Journal):
                                     "put every file back, then carry on.")
 
 # %% ../nbs/04a_journal.ipynb #da92ea0d
-def n_files(n:int)->str:
+def n_files(
+    n:int, # how many files
+)->str: # e.g. '1 file', '2 files'
     "'1 file', '2 files'...: `n` files, in words, for the journal's and the cleaner's messages."
     return f"{n} file{'' if n == 1 else 's'}"
 
