@@ -412,12 +412,15 @@ def _recipe_choice(
 )->Recipe: # 'head', or 'head and body' (to be tried), with why
     "Whether to try training the body after the head, from `init_head`'s measures and the photos a class."
     sep = getattr(learn, 'separability', {})
-    if 'probe' not in sep:
+    if 'probe' not in sep and getattr(learn, 'head_init', None) == 'imagenet':
         return Recipe('head', "Trained the head only: it started from ImageNet's own classifier for your classes, "
                               "which the pretrained body was made for.")
+    if 'probe' not in sep:
+        return Recipe('head', "Trained the head only: with fastai's own head `bear_learner` measured nothing to "
+                              "choose by, so the body stays as ImageNet trained it (`fine_tune` trains it too).")
     probe, bar, n = sep['probe'], sep['guess']['bar'], _fewest(learn)
     says = f"a linear probe on the pretrained features gets {probe:.0%} of training photos it wasn't fitted to right"
-    if max(probe, sep.get('imagenet', 0)) <= bar:  # as `diagnose` judges it
+    if max(probe, sep.get('imagenet', 0)) <= bar:  # `init_head`'s starts did no better than guessing
         return Recipe('head', f"Trained the head only: {says}, no better than guessing, so there is nothing for the "
                               "body to learn either: check that each folder holds its class.")
     if probe >= enough:
@@ -440,7 +443,7 @@ def _valid_hits(learn:Learner)->np.ndarray|None:
 def _clearly_better(
     before:np.ndarray, # which validation photos the first model got right
     after:np.ndarray, # which the second got right
-)->bool: # the second gets more right, by more than chance would (McNemar's test, about 95%)
+)->bool: # the second gets more right, by more than two standard errors (McNemar's test, one-sided)
     "Whether `after` is clearly better than `before` on the same photos."
     gained, lost = int((after & ~before).sum()), int((before & ~after).sum())
     return gained - lost > 2*math.sqrt(gained + lost)
@@ -467,8 +470,9 @@ def _fit_body(
         return Recipe('head and body', f"Trained the head, then the body: {why}, and training the body took {change}.")
     self.model.load_state_dict(kept)
     self.freeze()
-    return Recipe('head', f"Trained the head only: {why}; training the body took {change}, no more than chance "
-                          "would, so the head-only model was kept.")
+    verdict = 'clearly worse' if _clearly_better(after, before) else 'a change chance alone could make'
+    return Recipe('head', f"Trained the head only: {why}; training the body took {change}, {verdict}, "
+                          "so the head-only model was kept.")
 
 # %% ../nbs/03e_data.ipynb #19c074b2
 @patch

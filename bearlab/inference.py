@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_inference.ipynb #da39eec7
 from __future__ import annotations
-import json, math, os, shutil, warnings
+import json, math, shutil, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from pathlib import Path

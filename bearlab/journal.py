@@ -19,7 +19,7 @@ __all__ = ['TRASH', 'JOURNAL', 'ACTIONS', 'CleanError', 'ApplyInterruptedError',
 # %% ../nbs/04a_journal.ipynb #adbfdab7
 class CleanError(DatasetError): "A dataset or a cleaning decision bearlab can't work with."
 class ApplyInterruptedError(CleanError): "An apply or undo stopped part-way: complete it or roll it back."
-class NothingToUndoError(CleanError): "There is no applied change left to undo."
+class NothingToUndoError(CleanError): "There is no batch of moves left to undo."
 _all_ = ['EmptyDatasetError', 'UnsafeLabelError', 'check_label'] # bearlab.dataset's, importable from here as before
 
 # %% ../nbs/04a_journal.ipynb #84f18672
@@ -284,7 +284,7 @@ def undo(self:Journal)->list:
     "Put back every file the last batch (`apply` or `set_aside`) moved, and remove the folders it created."
     self._check_pending()
     b = next((b for b in reversed(self.batches()) if b['kind'] != 'undo' and b['status'] == 'done'), None)
-    if b is None: raise NothingToUndoError("Nothing to undo: no applied change is left.")
+    if b is None: raise NothingToUndoError("Nothing to undo: every apply and every set-aside batch is already undone.")
     moves = self._undo(b)
     print(f"Put back {n_files(len(moves))}.")
     return moves

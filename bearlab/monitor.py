@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
-from fastcore.basics import patch, store_attr
+from fastcore.basics import patch
 from .errors import BearlabError
 from .dataset import photo_format, photo_name
 from .inference import Classifier, Prediction, model_path

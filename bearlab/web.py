@@ -147,7 +147,7 @@ def _version(site:Path, files:list)->None:
     sw = site/'sw.js'
     text, n = re.subn(r"^const VERSION = '[^']*';", f"const VERSION = 'bearlab-{h.hexdigest()[:16]}';",
                       sw.read_text(), count=1, flags=re.M)
-    assert n == 1, 'sw.js has no VERSION line'
+    if n != 1: raise WebExportError(f"bearlab's page is damaged: {sw.name} has no VERSION line. Reinstall bearlab.")
     sw.write_text(text)
 
 # %% ../nbs/09_web.ipynb #e97b4fa4

@@ -99,7 +99,7 @@ def compare(names:list, folds:list, epochs:int, **kwargs):
         print(f"ratio bearlab/fastbook: seconds {bs/fs:.2f}, held-out errors {(1-ba)/max(1-fa, 1e-9):.2f}, "
               f"accuracy {ba-fa:+.1%} points")
 
-def curve(names:list, folds:list, epochs:int, sizes:list, tmp:Path):
+def curve(names:list, folds:list, epochs:int, sizes:list, tmp:Path, **kwargs):
     "A learning curve: each recipe trained on the first N photos of each class, scored on the whole held-out half."
     rows = []
     for i, (train, heldf) in enumerate(folds):
@@ -111,7 +111,8 @@ def curve(names:list, folds:list, epochs:int, sizes:list, tmp:Path):
             row = {'fold': i+1, 'per class': n or 'all', 'photos': k}
             if base is not None: row['builtin'] = base
             for r in [m for m in names if m != 'builtin']:
-                kw = {'bs': min(64, k - int(0.2*k))} if r == 'fastbook' else {}  # its training photos, after the split
+                # fastbook: a batch its training photos (after the split) can fill; bearlab: `fit_recipe`'s options
+                kw = {'bs': min(64, k - int(0.2*k))} if r == 'fastbook' else kwargs
                 row[r], row[r + ' s'] = run(RECIPES[r], sub, held, epochs, **kw)
             rows.append(row)
             print(f"fold {i+1}  {n or 'all'} a class ({k} photos): " +
@@ -146,10 +147,10 @@ def main():
     print(f"{src}: classes {list(classes)}, halves of {len(image_files(A))} and {len(image_files(B))} photos; "
           f"fastbook fine_tune({a.epochs}); {a.folds} fold(s); {torch.get_num_threads()} torch threads")
     efficientnet_lite0()(torch.zeros(2, 3, 64, 64))  # warm up torch's CPU kernels so no recipe pays for it
-    if a.per_class:
-        sizes = [None if v == 'all' else int(v) for v in a.per_class]
-        curve(names, folds, a.epochs, sizes, tmp)
-    else: compare(names, folds, a.epochs, **({} if a.body_from is None else {'per_class': a.body_from}))
-    shutil.rmtree(tmp, ignore_errors=True)
+    recipe = {} if a.body_from is None else {'per_class': a.body_from}
+    try:
+        if a.per_class: curve(names, folds, a.epochs, [None if v == 'all' else int(v) for v in a.per_class], tmp, **recipe)
+        else: compare(names, folds, a.epochs, **recipe)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == '__main__': main()
